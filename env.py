@@ -1,0 +1,7 @@
+"""CCDash's migration environment. All the work is done by ccdash_alembic.environment."""
+
+from alembic import context
+
+from ccdash_alembic.environment import run
+
+run(context)
