@@ -1,0 +1,268 @@
+"""The SQLAlchemy dialect: duckdb-engine's driver with DuckDB-native reflection and DDL.
+
+duckdb-engine stays the driver (connection, cursor, types); this subclass replaces what it inherits from
+PostgreSQL and DuckDB does not have:
+
+- reflection, read from DuckDB's catalog functions (``reflection``);
+- autoincrement integer keys, which PostgreSQL renders as ``SERIAL`` (DuckDB has none): they become a
+  ``DEFAULT nextval('<table>_<column>_seq')`` backed by a sequence created before and dropped after the table;
+- DDL that DuckDB spells differently (sequences without ``AS type``/``CACHE``, VIRTUAL-only computed columns,
+  foreign keys without cascades).
+
+Importing this module registers the class for ``duckdb://`` URLs, ahead of duckdb-engine's entry point, so
+every engine created afterwards in the process uses it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb_engine
+import sqlalchemy as sa
+from sqlalchemy import event, exc
+from sqlalchemy.dialects import registry
+from sqlalchemy.dialects.postgresql.base import PGDDLCompiler
+from sqlalchemy.engine import Connection, reflection
+from sqlalchemy.engine.default import DefaultDialect
+from sqlalchemy.sql import ddl as sa_ddl
+from sqlalchemy.sql import sqltypes
+
+from ccdash_alembic import reflection as catalog
+
+_UNSUPPORTED_FK_ACTIONS = ("CASCADE", "SET NULL", "SET DEFAULT")
+
+
+def implicit_sequence(column: sa.Column[Any]) -> sa.Sequence | None:
+    """The sequence this layer creates for an autoincrement integer key, as PostgreSQL's SERIAL would.
+
+    None when the column is not the table's autoincrement column, or already has a default of its own.
+    """
+    table = column.table
+    if not (column.primary_key and column is table._autoincrement_column):
+        return None
+    if column.server_default is not None or column.identity is not None:
+        return None
+    if not isinstance(column.type, sqltypes.Integer):
+        return None
+    if column.default is not None and not (isinstance(column.default, sa.Sequence) and column.default.optional):
+        return None
+    return sa.Sequence(f"{table.name}_{column.name}_seq", schema=table.schema)
+
+
+def column_sequence(column: sa.Column[Any]) -> sa.Sequence | None:
+    """The sequence behind a column's default: an explicit ``sa.Sequence`` or the implicit one."""
+    if isinstance(column.default, sa.Sequence) and not column.default.optional:
+        return column.default
+    return implicit_sequence(column)
+
+
+class DuckDBDDLCompiler(PGDDLCompiler):
+    """PostgreSQL's DDL compiler with DuckDB's spellings."""
+
+    def get_column_specification(self, column: sa.Column[Any], **kwargs: Any) -> str:
+        spec = self.preparer.format_column(column) + " "
+        spec += self.dialect.type_compiler_instance.process(
+            column.type, type_expression=column, identifier_preparer=self.preparer
+        )
+        default = self.get_column_default_string(column)
+        sequence = column_sequence(column)
+        if default is None and sequence is not None:
+            name = self.preparer.format_sequence(sequence).replace("'", "''")
+            default = f"nextval('{name}')"
+        if default is not None:
+            spec += " DEFAULT " + default
+        if column.computed is not None:
+            spec += " " + self.process(column.computed)
+        if not column.nullable:
+            spec += " NOT NULL"
+        return spec
+
+    def visit_computed_column(self, generated: sa.Computed, **kw: Any) -> str:
+        if generated.persisted:
+            raise exc.CompileError("DuckDB has no STORED generated columns; use persisted=None (VIRTUAL).")
+        expression = self.sql_compiler.process(generated.sqltext, include_table=False, literal_binds=True)
+        return f"GENERATED ALWAYS AS ({expression}) VIRTUAL"
+
+    def visit_create_sequence(self, create: sa_ddl.CreateSequence, prefix: str | None = None, **kw: Any) -> str:
+        text = "CREATE SEQUENCE "
+        if create.if_not_exists:
+            text += "IF NOT EXISTS "
+        text += self.preparer.format_sequence(create.element)
+        seq = create.element
+        options = [
+            f"INCREMENT BY {seq.increment}" if seq.increment is not None else "",
+            f"START WITH {seq.start}" if seq.start is not None else "",
+            f"MINVALUE {seq.minvalue}" if seq.minvalue is not None else "",
+            f"MAXVALUE {seq.maxvalue}" if seq.maxvalue is not None else "",
+            "NO MINVALUE" if seq.nominvalue else "",
+            "NO MAXVALUE" if seq.nomaxvalue else "",
+            ("CYCLE" if seq.cycle else "NO CYCLE") if seq.cycle is not None else "",
+        ]
+        return " ".join([text, *[o for o in options if o]])
+
+    def define_constraint_cascades(self, constraint: sa.ForeignKeyConstraint) -> str:
+        for action in (constraint.ondelete, constraint.onupdate):
+            if action is not None and action.upper() in _UNSUPPORTED_FK_ACTIONS:
+                raise exc.CompileError(
+                    f"DuckDB foreign keys cannot use {action.upper()}; only NO ACTION and RESTRICT exist."
+                )
+        return str(super().define_constraint_cascades(constraint))
+
+    def define_constraint_deferrability(self, constraint: sa.Constraint) -> str:
+        if constraint.deferrable or constraint.initially:
+            raise exc.CompileError("DuckDB constraints cannot be DEFERRABLE.")
+        return ""
+
+
+class DuckDBDialect(duckdb_engine.Dialect):
+    """duckdb-engine with reflection from DuckDB's catalog and DuckDB-correct DDL."""
+
+    name = "duckdb"
+    supports_statement_cache = False  # as duckdb-engine: its compilers are not vetted for caching
+    ddl_compiler = DuckDBDDLCompiler
+    supports_sequences = True
+    sequences_optional = True
+    supports_identity_columns = False
+    supports_native_enum = True
+    supports_comments = True
+    inline_comments = False
+    supports_virtual_generated_columns = True
+    # duckdb-engine's inspector turns any error of check-constraint reflection into NotImplementedError and
+    # adds PostgreSQL's pg_catalog-only methods; the base inspector over the methods below is what is wanted.
+    inspector = reflection.Inspector  # type: ignore[assignment]
+
+    # The PostgreSQL dialect answers these with one pg_catalog query per schema; DuckDB's catalog is small,
+    # so SQLAlchemy's generic per-table versions, which call the methods below, are used instead. (Their
+    # signatures differ from PostgreSQL's only in spelling: SQLAlchemy passes every argument by keyword.)
+    get_multi_columns = DefaultDialect.get_multi_columns  # type: ignore[assignment]
+    get_multi_pk_constraint = DefaultDialect.get_multi_pk_constraint  # type: ignore[assignment]
+    get_multi_foreign_keys = DefaultDialect.get_multi_foreign_keys  # type: ignore[assignment]
+    get_multi_indexes = DefaultDialect.get_multi_indexes  # type: ignore[assignment]
+    get_multi_unique_constraints = DefaultDialect.get_multi_unique_constraints  # type: ignore[assignment]
+    get_multi_check_constraints = DefaultDialect.get_multi_check_constraints  # type: ignore[assignment]
+    get_multi_table_comment = DefaultDialect.get_multi_table_comment  # type: ignore[assignment]
+    get_multi_table_options = DefaultDialect.get_multi_table_options  # type: ignore[assignment]
+
+    def _get_default_schema_name(self, connection: Connection) -> str:
+        return str(connection.exec_driver_sql("SELECT current_schema()").scalar())
+
+    @reflection.cache
+    def _oid(self, connection: Connection, table_name: str, schema: str | None = None, **kw: Any) -> int:
+        return catalog.relation_oid(connection, table_name, schema)
+
+    def has_table(self, connection: Connection, table_name: str, schema: str | None = None, **kw: Any) -> bool:
+        try:
+            catalog.relation_oid(connection, table_name, schema)
+        except exc.NoSuchTableError:
+            return False
+        return True
+
+    def has_index(
+        self, connection: Connection, table_name: str, index_name: str, schema: str | None = None, **kw: Any
+    ) -> bool:
+        return catalog.index_exists(connection, self._oid(connection, table_name, schema, **kw), index_name)
+
+    def has_sequence(self, connection: Connection, sequence_name: str, schema: str | None = None, **kw: Any) -> bool:
+        return sequence_name in catalog.sequence_names(connection, schema)
+
+    def has_type(self, connection: Connection, type_name: str, schema: str | None = None, **kw: Any) -> bool:
+        return catalog.type_exists(connection, type_name, schema)
+
+    # SQLAlchemy's interface names the argument schema_name, PostgreSQL's dialect schema; it is positional.
+    def has_schema(self, connection: Connection, schema_name: str, **kw: Any) -> bool:  # type: ignore[override]
+        return schema_name in catalog.schema_names(connection)
+
+    @reflection.cache
+    def get_schema_names(self, connection: Connection, **kw: Any) -> list[str]:
+        return catalog.schema_names(connection)
+
+    @reflection.cache
+    def get_table_names(self, connection: Connection, schema: str | None = None, **kw: Any) -> list[str]:
+        return catalog.relation_names(connection, schema, views=False, temporary=False)
+
+    @reflection.cache
+    def get_temp_table_names(self, connection: Connection, schema: str | None = None, **kw: Any) -> list[str]:
+        return catalog.relation_names(connection, schema, views=False, temporary=True)
+
+    @reflection.cache
+    def get_view_names(
+        self, connection: Connection, schema: str | None = None, include: Any = None, **kw: Any
+    ) -> list[str]:
+        return catalog.relation_names(connection, schema, views=True, temporary=False)
+
+    @reflection.cache
+    def get_temp_view_names(self, connection: Connection, schema: str | None = None, **kw: Any) -> list[str]:
+        return catalog.relation_names(connection, schema, views=True, temporary=True)
+
+    def get_materialized_view_names(self, connection: Connection, schema: str | None = None, **kw: Any) -> list[str]:
+        return []
+
+    @reflection.cache
+    def get_sequence_names(self, connection: Connection, schema: str | None = None, **kw: Any) -> list[str]:
+        return catalog.sequence_names(connection, schema)
+
+    @reflection.cache
+    def get_view_definition(self, connection: Connection, view_name: str, schema: str | None = None, **kw: Any) -> str:
+        return catalog.view_definition(connection, self._oid(connection, view_name, schema, **kw))
+
+    @reflection.cache
+    def get_columns(self, connection: Connection, table_name: str, schema: str | None = None, **kw: Any) -> Any:
+        return catalog.columns(connection, self._oid(connection, table_name, schema, **kw))
+
+    @reflection.cache
+    def get_pk_constraint(self, connection: Connection, table_name: str, schema: str | None = None, **kw: Any) -> Any:
+        return catalog.primary_key(connection, self._oid(connection, table_name, schema, **kw))
+
+    @reflection.cache
+    def get_foreign_keys(self, connection: Connection, table_name: str, schema: str | None = None, **kw: Any) -> Any:
+        return catalog.foreign_keys(connection, self._oid(connection, table_name, schema, **kw), schema)
+
+    @reflection.cache
+    def get_indexes(self, connection: Connection, table_name: str, schema: str | None = None, **kw: Any) -> Any:
+        return catalog.indexes(connection, self._oid(connection, table_name, schema, **kw))
+
+    @reflection.cache
+    def get_unique_constraints(
+        self, connection: Connection, table_name: str, schema: str | None = None, **kw: Any
+    ) -> Any:
+        return catalog.unique_constraints(connection, self._oid(connection, table_name, schema, **kw))
+
+    @reflection.cache
+    def get_check_constraints(
+        self, connection: Connection, table_name: str, schema: str | None = None, **kw: Any
+    ) -> Any:
+        return catalog.check_constraints(connection, self._oid(connection, table_name, schema, **kw))
+
+    @reflection.cache
+    def get_table_comment(self, connection: Connection, table_name: str, schema: str | None = None, **kw: Any) -> Any:
+        return catalog.table_comment(connection, self._oid(connection, table_name, schema, **kw))
+
+    def get_table_options(self, connection: Connection, table_name: str, schema: str | None = None, **kw: Any) -> Any:
+        return {}
+
+
+def _runs_metadata_ddl(kw: dict[str, Any]) -> bool:
+    """True for ``create_all``/``drop_all``/``Table.create``; Alembic's impl handles its own statements."""
+    return isinstance(kw.get("_ddl_runner"), (sa_ddl.SchemaGenerator, sa_ddl.SchemaDropper))
+
+
+@event.listens_for(sa.Table, "before_create")
+def _create_implicit_sequences(table: sa.Table, connection: Connection, **kw: Any) -> None:
+    if connection.dialect.name == DuckDBDialect.name and _runs_metadata_ddl(kw):
+        for column in table.columns:
+            sequence = implicit_sequence(column)
+            if sequence is not None:
+                connection.execute(sa_ddl.CreateSequence(sequence, if_not_exists=True))
+
+
+@event.listens_for(sa.Table, "after_drop")
+def _drop_implicit_sequences(table: sa.Table, connection: Connection, **kw: Any) -> None:
+    if connection.dialect.name == DuckDBDialect.name and _runs_metadata_ddl(kw):
+        for column in table.columns:
+            sequence = implicit_sequence(column)
+            if sequence is not None:
+                connection.execute(sa_ddl.DropSequence(sequence, if_exists=True))
+
+
+registry.register("duckdb", __name__, "DuckDBDialect")
+registry.register("duckdb.duckdb_engine", __name__, "DuckDBDialect")
