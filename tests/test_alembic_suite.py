@@ -1,0 +1,41 @@
+"""Alembic's own third-party dialect suite, run against DuckDB on a real file.
+
+The suite needs SQLAlchemy's pytest plugin, which takes over a whole pytest session, so it runs as a pytest
+process of its own (tests/alembic_suite, its own setup.cfg and conftest), in a scratch folder.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+SUITE = Path(__file__).parent / "alembic_suite"
+
+
+def test_alembic_dialect_suite_passes_on_duckdb(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-c",
+            str(SUITE / "setup.cfg"),
+            "--rootdir",
+            str(SUITE),
+            "--dburi",
+            f"duckdb:///{tmp_path / 'suite.db'}",
+            "-q",
+            "-rs",
+            str(SUITE / "test_suite.py"),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    summary = result.stdout.strip().splitlines()[-1]
+    counts = {kind: int(n) for n, kind in re.findall(r"(\d+) (passed|failed|skipped|error)", summary)}
+    assert counts.get("failed", 0) == 0 and counts.get("error", 0) == 0, result.stdout[-5000:]
+    assert counts["passed"] >= 76, summary

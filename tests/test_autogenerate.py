@@ -1,0 +1,150 @@
+"""``alembic revision --autogenerate`` and ``alembic check`` against a DuckDB file and a model."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+from conftest import Project
+
+MATCHING_MODEL = """
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("email", sa.String(200), nullable=False),
+    sa.Column("name", sa.Text),
+    sa.Column("active", sa.Boolean, server_default=sa.true()),
+    sa.Column("score", sa.Float(53), server_default="0"),
+    sa.Column("balance", sa.Numeric(12, 2), nullable=False, server_default=sa.text("0")),
+    sa.Column("kind", sa.String(20), server_default="member"),
+    sa.Column("created_at", sa.DateTime, server_default=sa.func.current_timestamp()),
+    sa.Column("seen_at", sa.DateTime(timezone=True), server_default=sa.func.now()),
+    sa.UniqueConstraint("email", name="uq_users_email"),
+    sa.CheckConstraint("length(email) > 3", name="ck_users_email"),
+)
+sa.Index("ix_users_name", users.c.name)
+
+posts = sa.Table(
+    "posts",
+    metadata,
+    sa.Column("id", sa.BigInteger, primary_key=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", name="fk_posts_user"), nullable=False),
+    sa.Column("title", sa.String, nullable=False),
+    sa.Column("body", sa.Text),
+    sa.Column("tags", sa.JSON),
+    sa.Column("published", sa.Date),
+)
+sa.Index("ix_posts_user_published", posts.c.user_id, posts.c.published, unique=True)
+"""
+
+
+def _use_model(project: Project, model: str) -> None:
+    (project.root / "models.py").write_text(textwrap.dedent(model))
+    env = project.root / "env.py"
+    env.write_text(env.read_text().replace("run(context)", "from models import metadata\n\nrun(context, metadata)"))
+
+
+def _create_from_model(project: Project) -> None:
+    script = (
+        "import sqlalchemy as sa, ccdash_alembic, sys\n"
+        "sys.path.insert(0, '.')\n"
+        "from models import metadata\n"
+        f"engine = sa.create_engine('duckdb:///{project.db}')\n"
+        "metadata.create_all(engine)\n"
+    )
+    project.db.parent.mkdir(parents=True, exist_ok=True)
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-c", script], cwd=project.root, check=True)
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        pytest.param(
+            "import sqlalchemy as sa\nmetadata = sa.MetaData()\n"
+            "sa.Table('t', metadata, sa.Column('id', sa.Integer, primary_key=True),"
+            " sa.Column('name', sa.String(50)))\n",
+            id="simplest",
+        ),
+        pytest.param(MATCHING_MODEL, id="keys-indexes-defaults"),
+    ],
+)
+def test_check_reports_nothing_on_a_matching_database(project: Project, model: str) -> None:
+    _use_model(project, model)
+    _create_from_model(project)
+    result = project.alembic("check")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "No new upgrade operations detected" in result.stdout + result.stderr
+
+
+def test_check_fails_when_the_database_differs(project: Project) -> None:
+    _use_model(project, MATCHING_MODEL)
+    _create_from_model(project)
+    with project.connect() as connection:
+        connection.execute("DROP INDEX ix_users_name")
+    result = project.alembic("check")
+    assert result.returncode != 0
+    assert "add_index" in result.stdout + result.stderr
+
+
+def test_autogenerate_writes_the_operations_and_they_apply(project: Project) -> None:
+    old = "import sqlalchemy as sa\nmetadata = sa.MetaData()\n" + (
+        "sa.Table('t', metadata, sa.Column('id', sa.Integer, primary_key=True), sa.Column('gone', sa.Integer),"
+        " sa.Column('n', sa.Integer))\n"
+        "sa.Table('old', metadata, sa.Column('id', sa.Integer, primary_key=True))\n"
+    )
+    _use_model(project, old)
+    _create_from_model(project)
+    assert project.alembic("stamp", "base").returncode == 0
+    _use_model(
+        project,
+        MATCHING_MODEL.replace(
+            "\nposts",
+            "\nsa.Table('t', metadata, sa.Column('id', sa.Integer,"
+            " primary_key=True), sa.Column('n', sa.BigInteger),"
+            " sa.Column('added', sa.String))\nposts",
+        ),
+    )
+
+    result = project.alembic("revision", "--autogenerate", "-m", "sync model")
+    assert result.returncode == 0, result.stderr
+    [revision] = list(project.versions.glob("*_sync_model.py"))
+    text = revision.read_text()
+    for expected in (
+        "op.create_table('users'",
+        "sa.UniqueConstraint('email', name='uq_users_email')",
+        "sa.CheckConstraint('length(email) > 3', name='ck_users_email')",
+        "op.create_index('ix_users_name', 'users', ['name']",
+        "op.create_table('posts'",
+        "sa.ForeignKeyConstraint(['user_id'], ['users.id'], name='fk_posts_user')",
+        "op.add_column('t', sa.Column('added', sa.String()",
+        "op.drop_column('t', 'gone')",
+        "op.alter_column('t', 'n'",
+        "type_=sa.BigInteger()",
+        "op.drop_table('old')",
+    ):
+        assert expected in text, expected
+
+    result = project.alembic("upgrade", "head")
+    assert result.returncode == 0, result.stderr
+    result = project.alembic("check")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert project.rows("SELECT data_type FROM duckdb_columns() WHERE table_name = 't' AND column_name = 'n'") == [
+        ("BIGINT",)
+    ]
+
+    assert project.alembic("downgrade", "base").returncode == 0
+    assert project.rows("SELECT table_name FROM duckdb_tables() ORDER BY 1") == [
+        ("alembic_version",),
+        ("migration_history",),
+        ("old",),
+        ("schema_version",),
+        ("t",),
+    ]
