@@ -1,0 +1,69 @@
+"""The options of a run: from the ``[ccdash_alembic]`` section of ``alembic.ini``, overridden by ``-x name=value``.
+
+The ``Settings`` dataclass is the one list of options (name, default, help, parser), so an unknown ``-x``
+name is refused instead of silently ignored, and ``ccdash-migrate options`` prints the same list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from alembic.config import Config
+
+from ccdash_alembic.errors import UsageError
+
+SECTION = "ccdash_alembic"
+
+
+def _bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+def _option(default: Any, help: str, parse: Callable[[str], Any] = str) -> Any:
+    return field(default=default, metadata={"help": help, "parse": parse})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every option a run understands."""
+
+    db: str | None = _option(None, "path of the DuckDB file (else $CCDASH_DB_PATH, else ~/.ccdash/ccdash.db)")
+    url: str | None = _option(None, "SQLAlchemy URL of a DuckDB database, instead of db")
+    storage_compatibility: str = _option(
+        "v1.0.0", "DuckDB storage version of a newly created file (v1.0.0 is what DuckDB 1.1, in CCDash, reads)"
+    )
+    accept_changed: bool = _option(
+        False, "run although applied revision files changed; records their new checksums in the history", _bool
+    )
+
+    @classmethod
+    def load(cls, config: Config, x_arguments: Mapping[str, str]) -> Settings:
+        """Merge the configuration file's section with ``-x`` arguments, refusing unknown or malformed ones."""
+        known = {f.name: f for f in fields(cls)}
+        defaults = config.file_config.defaults()  # "here" and the like, which ConfigParser adds to every section
+        section = {k: v for k, v in (config.get_section(SECTION) or {}).items() if k not in defaults}
+        raw = {**section, **x_arguments}
+        values: dict[str, Any] = {}
+        for name, text in raw.items():
+            if name not in known:
+                raise UsageError(
+                    f"unknown option {name!r}",
+                    f"Known options: {', '.join(sorted(known))} (as -x name=value or in [{SECTION}] of alembic.ini).",
+                )
+            try:
+                values[name] = known[name].metadata["parse"](text)
+            except ValueError as exc:
+                raise UsageError(f"option {name!r}: {exc}", "Correct the value and run again.") from exc
+        return cls(**values)
+
+    @classmethod
+    def describe(cls) -> list[tuple[str, str, str]]:
+        """``(name, default, help)`` for every option."""
+        return [(f.name, str(f.default), f.metadata["help"]) for f in fields(cls)]

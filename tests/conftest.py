@@ -1,0 +1,152 @@
+"""Shared fixtures: a migration project in a temporary folder, run with the stock ``alembic`` command.
+
+Every test works on a real DuckDB file and real processes: ``Project.alembic(...)`` runs the ``alembic``
+console script of this environment against a copy of the repository's ``alembic.ini``, ``env.py`` and
+``script.py.mako``, with revisions the test writes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+PROJECT_FILES = ("alembic.ini", "env.py", "script.py.mako")
+
+
+@dataclass
+class Project:
+    """A migration environment like the repository's, with its own ``versions/`` and database file."""
+
+    root: Path
+    db: Path
+    home: Path
+
+    @property
+    def versions(self) -> Path:
+        return self.root / "versions"
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k != "CCDASH_DB_PATH"}
+        env.update(HOME=str(self.home), PYTHONDONTWRITEBYTECODE="1", **extra)
+        return env
+
+    def alembic(
+        self, *args: str, db: Path | None = None, pass_db: bool = True, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the stock ``alembic`` command in the project folder, with ``-x db=`` the project's file unless
+        ``pass_db`` is false."""
+        target = ["-x", f"db={db or self.db}"] if pass_db else []
+        return subprocess.run(
+            [str(BIN / "alembic"), *target, *args],
+            cwd=self.root,
+            env=env or self.env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    def write_revision(
+        self,
+        revision: str,
+        down_revision: str | None,
+        upgrade: str = "pass",
+        downgrade: str = "pass",
+        message: str = "step",
+        header: str = "",
+    ) -> Path:
+        """Write ``versions/<revision>_<slug>.py`` with the given bodies (indented for you)."""
+        slug = message.replace(" ", "_")
+        path = self.versions / f"{revision}_{slug}.py"
+        path.write_text(
+            f'"""{message}"""\n'
+            "import sqlalchemy as sa\n"
+            "from alembic import op\n"
+            f"{textwrap.dedent(header)}\n"
+            f"revision = {revision!r}\n"
+            f"down_revision = {down_revision!r}\n"
+            "branch_labels = None\n"
+            "depends_on = None\n\n\n"
+            f"def upgrade():\n{textwrap.indent(textwrap.dedent(upgrade).strip() or 'pass', '    ')}\n\n\n"
+            f"def downgrade():\n{textwrap.indent(textwrap.dedent(downgrade).strip() or 'pass', '    ')}\n"
+        )
+        return path
+
+    @contextmanager
+    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        connection = duckdb.connect(str(self.db), read_only=read_only)
+        try:
+            yield connection
+        finally:
+            connection.close()
+
+    def rows(self, sql: str) -> list[tuple[object, ...]]:
+        with self.connect(read_only=True) as connection:
+            return connection.execute(sql).fetchall()
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    root = tmp_path / "project"
+    (root / "versions").mkdir(parents=True)
+    for name in PROJECT_FILES:
+        shutil.copy(REPO / name, root / name)
+    home = tmp_path / "home"
+    home.mkdir()
+    return Project(root=root, db=tmp_path / "data" / "ccdash.db", home=home)
+
+
+def snapshot(path: Path) -> dict[str, object]:
+    """Everything a database holds, comparable with ``==``: catalog SQL of every object and every row."""
+    connection = duckdb.connect(str(path), read_only=True)
+    try:
+        state: dict[str, object] = {
+            "tables": connection.execute("SELECT table_name, sql FROM duckdb_tables() ORDER BY 1").fetchall(),
+            "indexes": connection.execute("SELECT index_name, sql FROM duckdb_indexes() ORDER BY 1").fetchall(),
+            "sequences": connection.execute(
+                "SELECT sequence_name, last_value FROM duckdb_sequences() ORDER BY 1"
+            ).fetchall(),
+            "views": connection.execute(
+                "SELECT view_name, sql FROM duckdb_views() WHERE NOT internal ORDER BY 1"
+            ).fetchall(),
+        }
+        for (table,) in connection.execute("SELECT table_name FROM duckdb_tables() ORDER BY 1").fetchall():
+            state[f"rows:{table}"] = sorted(connection.execute(f'SELECT * FROM "{table}"').fetchall(), key=repr)
+        return state
+    finally:
+        connection.close()
+
+
+DUCKDB_11 = "1.1.3"
+
+
+@pytest.fixture(scope="session")
+def duckdb11_python() -> Path:
+    """A Python with DuckDB 1.1.3, the engine every CCDash release embeds, in a virtual environment of its own
+    (created once, under .cache/)."""
+    venv = REPO / ".cache" / f"duckdb-{DUCKDB_11}"
+    python = venv / "bin" / "python"
+    probe = [str(python), "-c", f"import duckdb; assert duckdb.__version__ == {DUCKDB_11!r}"]
+    if not python.exists() or subprocess.run(probe, capture_output=True).returncode != 0:
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "--quiet", f"duckdb=={DUCKDB_11}"], check=True, timeout=600
+        )
+    return python
+
+
+def run_in_duckdb11(python: Path, db: Path, script: str) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` with ``con`` opened on ``db`` by DuckDB 1.1.3."""
+    code = f"import duckdb\ncon = duckdb.connect({str(db)!r})\n{textwrap.dedent(script)}\ncon.close()\n"
+    return subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=120)

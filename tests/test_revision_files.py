@@ -1,0 +1,64 @@
+"""``alembic revision -m``: timestamp ids, file names, a typed template that lints clean."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+
+from conftest import REPO, Project
+
+from ccdash_alembic.environment import revision_id_for
+
+
+def test_revision_file_is_named_and_identified_by_its_utc_timestamp(project: Project) -> None:
+    before = datetime.now(UTC).replace(microsecond=0)
+    result = project.alembic("revision", "-m", "add user preferences", pass_db=False)
+    after = datetime.now(UTC)
+    assert result.returncode == 0, result.stderr
+    [path] = list(project.versions.glob("*.py"))
+    match = re.fullmatch(r"(\d{14})_add_user_preferences\.py", path.name)
+    assert match, path.name
+    stamp = datetime.strptime(match.group(1), "%Y%m%d%H%M%S").replace(tzinfo=UTC)
+    assert before <= stamp <= after
+    assert f"revision: str = '{match.group(1)}'" in path.read_text()
+    assert not project.db.exists()  # writing a revision does not touch the database
+
+
+def test_revision_chain_and_same_second(project: Project) -> None:
+    for message in ("one", "two", "three"):
+        assert project.alembic("revision", "-m", message, pass_db=False).returncode == 0
+    history = project.alembic("history", pass_db=False)
+    assert history.returncode == 0, history.stderr
+    ids = re.findall(r"(\d{14})", history.stdout)
+    assert len(set(ids)) == 3  # distinct even when made within one second
+    assert project.alembic("upgrade", "head").returncode == 0
+
+
+def test_next_id_moves_past_a_parent_from_the_same_second() -> None:
+    now = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert revision_id_for(now, ()) == "20260102030405"
+    assert revision_id_for(now, ["20260102030405"]) == "20260102030406"
+    assert revision_id_for(now, ["20260102030500", "abc"]) == "20260102030501"
+    assert revision_id_for(now + timedelta(hours=2), ["20260102030405"]) == "20260102050405"
+
+
+def test_generated_revision_passes_ruff_and_mypy(project: Project) -> None:
+    assert project.alembic("revision", "-m", "first", pass_db=False).returncode == 0
+    assert project.alembic("revision", "-m", "second", pass_db=False).returncode == 0
+    files = [str(p) for p in sorted(project.versions.glob("*.py"))]
+    ruff = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--config", str(REPO / "pyproject.toml"), *files],
+        capture_output=True,
+        text=True,
+        cwd=project.root,
+    )
+    assert ruff.returncode == 0, ruff.stdout
+    mypy = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", *files],
+        capture_output=True,
+        text=True,
+        cwd=project.root,
+    )
+    assert mypy.returncode == 0, mypy.stdout
