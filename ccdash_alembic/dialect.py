@@ -246,22 +246,22 @@ def _runs_metadata_ddl(kw: dict[str, Any]) -> bool:
     return isinstance(kw.get("_ddl_runner"), (sa_ddl.SchemaGenerator, sa_ddl.SchemaDropper))
 
 
+def implicit_sequences(table: sa.Table) -> list[sa.Sequence]:
+    return [s for s in map(implicit_sequence, table.columns) if s is not None]
+
+
 @event.listens_for(sa.Table, "before_create")
 def _create_implicit_sequences(table: sa.Table, connection: Connection, **kw: Any) -> None:
     if connection.dialect.name == DuckDBDialect.name and _runs_metadata_ddl(kw):
-        for column in table.columns:
-            sequence = implicit_sequence(column)
-            if sequence is not None:
-                connection.execute(sa_ddl.CreateSequence(sequence, if_not_exists=True))
+        for sequence in implicit_sequences(table):
+            connection.execute(sa_ddl.CreateSequence(sequence, if_not_exists=True))
 
 
 @event.listens_for(sa.Table, "after_drop")
 def _drop_implicit_sequences(table: sa.Table, connection: Connection, **kw: Any) -> None:
     if connection.dialect.name == DuckDBDialect.name and _runs_metadata_ddl(kw):
-        for column in table.columns:
-            sequence = implicit_sequence(column)
-            if sequence is not None:
-                connection.execute(sa_ddl.DropSequence(sequence, if_exists=True))
+        for sequence in implicit_sequences(table):
+            connection.execute(sa_ddl.DropSequence(sequence, if_exists=True))
 
 
 registry.register("duckdb", __name__, "DuckDBDialect")

@@ -21,7 +21,7 @@ from alembic.ddl.impl import DefaultImpl
 from sqlalchemy.sql import ddl as sa_ddl
 
 from ccdash_alembic import sqltext
-from ccdash_alembic.dialect import implicit_sequence
+from ccdash_alembic.dialect import column_sequence, implicit_sequences
 from ccdash_alembic.types import canonical
 
 _NOW_SPELLINGS = {"now()", "current_timestamp", "get_current_timestamp()", "transaction_timestamp()"}
@@ -67,12 +67,8 @@ class DuckDBImpl(DefaultImpl):
     transactional_ddl = True
 
     def create_table(self, table: sa.Table, **kw: Any) -> None:
-        for column in table.columns:
-            sequence = implicit_sequence(column)
-            if sequence is None and isinstance(column.default, sa.Sequence) and not column.default.optional:
-                sequence = column.default
-            if sequence is not None:
-                self._exec(sa_ddl.CreateSequence(sequence, if_not_exists=True))
+        for sequence in filter(None, map(column_sequence, table.columns)):
+            self._exec(sa_ddl.CreateSequence(sequence, if_not_exists=True))
         super().create_table(table, **kw)
 
     def drop_table(self, table: sa.Table, **kw: Any) -> None:
@@ -88,7 +84,7 @@ class DuckDBImpl(DefaultImpl):
         defaults use a ``<table>_<column>_seq`` sequence; offline only the given columns can tell.
         """
         if self.as_sql or self.connection is None:
-            return [s for s in (implicit_sequence(c) for c in table.columns) if s is not None]
+            return implicit_sequences(table)
         rows = self.connection.execute(
             sa.text(
                 "SELECT column_name, column_default FROM duckdb_columns()"
