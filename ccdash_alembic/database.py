@@ -94,8 +94,17 @@ def _prepare_folder(path: Path) -> None:
 
 
 def create_engine(target: Target, settings: Settings) -> Engine:
-    """An engine for the target; a file that does not exist yet is created in the configured storage format."""
-    config: dict[str, str] = {}
+    """An engine for the target, with the run's DuckDB settings; a file that does not exist yet is created in the
+    configured storage format."""
+    config: dict[str, str | int] = {
+        name: value
+        for name, value in (
+            ("memory_limit", settings.memory_limit),
+            ("threads", settings.threads),
+            ("temp_directory", settings.temp_directory),
+        )
+        if value is not None
+    }
     if target.path is not None:
         _prepare_folder(target.path)
         if not target.path.exists() or target.path.stat().st_size == 0:

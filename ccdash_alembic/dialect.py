@@ -27,7 +27,9 @@ from sqlalchemy.engine.default import DefaultDialect
 from sqlalchemy.sql import ddl as sa_ddl
 from sqlalchemy.sql import sqltypes
 
-from ccdash_alembic import reflection as catalog
+from ccdash_alembic import catalog
+from ccdash_alembic import reflection as reflect
+from ccdash_alembic.tabledef import TableDef
 
 _UNSUPPORTED_FK_ACTIONS = ("CASCADE", "SET NULL", "SET DEFAULT")
 
@@ -147,8 +149,12 @@ class DuckDBDialect(duckdb_engine.Dialect):
         return str(connection.exec_driver_sql("SELECT current_schema()").scalar())
 
     @reflection.cache
-    def _oid(self, connection: Connection, table_name: str, schema: str | None = None, **kw: Any) -> int:
-        return catalog.relation_oid(connection, table_name, schema)
+    def _table(self, connection: Connection, table_name: str, schema: str | None = None, **kw: Any) -> TableDef:
+        return catalog.read_table(connection, table_name, schema)
+
+    @reflection.cache
+    def _enums(self, connection: Connection, **kw: Any) -> dict[tuple[str, ...], str]:
+        return catalog.enum_names(connection)
 
     def has_table(self, connection: Connection, table_name: str, schema: str | None = None, **kw: Any) -> bool:
         try:
@@ -160,7 +166,7 @@ class DuckDBDialect(duckdb_engine.Dialect):
     def has_index(
         self, connection: Connection, table_name: str, index_name: str, schema: str | None = None, **kw: Any
     ) -> bool:
-        return catalog.index_exists(connection, self._oid(connection, table_name, schema, **kw), index_name)
+        return any(i.name == index_name for i in self._table(connection, table_name, schema, **kw).indexes)
 
     def has_sequence(self, connection: Connection, sequence_name: str, schema: str | None = None, **kw: Any) -> bool:
         return sequence_name in catalog.sequence_names(connection, schema)
@@ -203,39 +209,32 @@ class DuckDBDialect(duckdb_engine.Dialect):
 
     @reflection.cache
     def get_view_definition(self, connection: Connection, view_name: str, schema: str | None = None, **kw: Any) -> str:
-        return catalog.view_definition(connection, self._oid(connection, view_name, schema, **kw))
+        return catalog.view_definition(connection, catalog.relation_oid(connection, view_name, schema))
 
-    @reflection.cache
     def get_columns(self, connection: Connection, table_name: str, schema: str | None = None, **kw: Any) -> Any:
-        return catalog.columns(connection, self._oid(connection, table_name, schema, **kw))
+        return reflect.columns(self._table(connection, table_name, schema, **kw), self._enums(connection, **kw))
 
-    @reflection.cache
     def get_pk_constraint(self, connection: Connection, table_name: str, schema: str | None = None, **kw: Any) -> Any:
-        return catalog.primary_key(connection, self._oid(connection, table_name, schema, **kw))
+        return reflect.primary_key(self._table(connection, table_name, schema, **kw))
 
-    @reflection.cache
     def get_foreign_keys(self, connection: Connection, table_name: str, schema: str | None = None, **kw: Any) -> Any:
-        return catalog.foreign_keys(connection, self._oid(connection, table_name, schema, **kw), schema)
+        return reflect.foreign_keys(self._table(connection, table_name, schema, **kw))
 
-    @reflection.cache
     def get_indexes(self, connection: Connection, table_name: str, schema: str | None = None, **kw: Any) -> Any:
-        return catalog.indexes(connection, self._oid(connection, table_name, schema, **kw))
+        return reflect.indexes(self._table(connection, table_name, schema, **kw))
 
-    @reflection.cache
     def get_unique_constraints(
         self, connection: Connection, table_name: str, schema: str | None = None, **kw: Any
     ) -> Any:
-        return catalog.unique_constraints(connection, self._oid(connection, table_name, schema, **kw))
+        return reflect.unique_constraints(self._table(connection, table_name, schema, **kw))
 
-    @reflection.cache
     def get_check_constraints(
         self, connection: Connection, table_name: str, schema: str | None = None, **kw: Any
     ) -> Any:
-        return catalog.check_constraints(connection, self._oid(connection, table_name, schema, **kw))
+        return reflect.check_constraints(self._table(connection, table_name, schema, **kw))
 
-    @reflection.cache
     def get_table_comment(self, connection: Connection, table_name: str, schema: str | None = None, **kw: Any) -> Any:
-        return catalog.table_comment(connection, self._oid(connection, table_name, schema, **kw))
+        return {"text": self._table(connection, table_name, schema, **kw).comment}
 
     def get_table_options(self, connection: Connection, table_name: str, schema: str | None = None, **kw: Any) -> Any:
         return {}

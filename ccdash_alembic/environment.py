@@ -31,7 +31,9 @@ from alembic.script import Script, ScriptDirectory
 
 from ccdash_alembic import __version__, checksum, database, history
 from ccdash_alembic.errors import ChecksumMismatch, MigrateError, MigrationFailed, first_line
+from ccdash_alembic.impl import SHADOW_OPTION
 from ccdash_alembic.settings import Settings
+from ccdash_alembic.shadow import schema_copy
 
 REVISION_ID_FORMAT = "%Y%m%d%H%M%S"
 
@@ -152,9 +154,13 @@ class _Runner:
         return migration_context
 
     def offline(self) -> None:
-        self._configure(url=self.target.url, literal_binds=True)
-        with self.context.begin_transaction():
-            self.context.run_migrations()
+        shadow = schema_copy(self.target.path)
+        try:
+            self._configure(url=self.target.url, literal_binds=True, **{SHADOW_OPTION: shadow})
+            with self.context.begin_transaction():
+                self.context.run_migrations()
+        finally:
+            shadow.close()
 
     def online(self) -> None:
         engine = database.create_engine(self.target, self.settings)
@@ -248,7 +254,7 @@ class _Runner:
         name = info.up_revision.doc if isinstance(info.up_revision, Script) else ""
         direction = "upgrade" if info.is_upgrade else "downgrade"
         return MigrationFailed(
-            f"{direction} of revision {revision} ({name}) failed: {first_line(failure.error)}",
+            f"{direction} of revision {revision}{f' ({name})' if name else ''} failed: {first_line(failure.error)}",
             "Nothing of that revision was applied and the database is as it was before it; "
             "fix the revision and run again",
         )

@@ -6,25 +6,52 @@ defining this class (``__dialect__ = "duckdb"``) registers it. DuckDB runs DDL i
 
 What differs from Alembic's default:
 
+- every operation that changes an existing table goes through the rebuild planner (``rebuild``), which
+  chooses native ALTER statements where DuckDB allows them and one rebuild otherwise;
+  ``op.batch_alter_table`` is planned as one change (at most one rebuild);
+- a type change, or a new NOT NULL, is checked against the rows first, and refused naming the rows that do
+  not fit, before anything changes;
+- dropping a table that others reference is refused naming them;
 - tables get their autoincrement sequences created before and dropped after them (see ``dialect``);
 - autogenerate compares what DuckDB can keep: it keeps no constraint names, so reflected unique and foreign
-  key constraints are matched to the model by their columns; it forgets VARCHAR lengths and spells defaults
-  its own way (``CAST('x' AS VARCHAR)``, ``current_timestamp``), so those are normalised before comparing.
+  key constraints are matched to the model by their columns; types are compared by what DuckDB makes of them;
+  defaults after folding DuckDB's spellings (``CAST('x' AS VARCHAR)``, ``current_timestamp``).
+
+In ``--sql`` mode there is no database to read the catalog from, so the environment passes a schema-only
+in-memory copy of the database (``shadow``); every statement written to the script is run there too, so
+each plan is made against the schema as the script will have left it.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from collections.abc import Sequence
+from typing import Any, cast
 
 import sqlalchemy as sa
+from alembic.ddl.base import format_server_default
 from alembic.ddl.impl import DefaultImpl
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ddl as sa_ddl
+from sqlalchemy.sql import sqltypes
+from sqlalchemy.sql.schema import ColumnCollectionConstraint
 
-from ccdash_alembic import sqltext
+from ccdash_alembic import catalog, rebuild, sqltext
 from ccdash_alembic.dialect import column_sequence, implicit_sequences
+from ccdash_alembic.tabledef import Column, ForeignKey, Index, literal, qualified, quote
 from ccdash_alembic.types import canonical
 
+log = logging.getLogger(__name__)
+
 _NOW_SPELLINGS = {"now()", "current_timestamp", "get_current_timestamp()", "transaction_timestamp()"}
+SHADOW_OPTION = "ccdash_shadow"
+_CONSTRAINT_KINDS = {
+    sa.PrimaryKeyConstraint: "primary",
+    sa.UniqueConstraint: "unique",
+    sa.ForeignKeyConstraint: "foreignkey",
+    sa.CheckConstraint: "check",
+}
 
 
 def normalize_default(text: str | None) -> str | None:
@@ -66,46 +93,343 @@ class DuckDBImpl(DefaultImpl):
     __dialect__ = "duckdb"
     transactional_ddl = True
 
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self._shadow: Connection | None = self.context_opts.get(SHADOW_OPTION)
+        self._handled: set[int] = set()  # constraints already applied with their add_column
+        self._dropped_index: set[str] = set()  # tables with an index dropped in the open transaction
+        if self.connection is not None and not self.as_sql:
+            event.listen(self.connection, "commit", self._transaction_ended)
+            event.listen(self.connection, "rollback", self._transaction_ended)
+
+    def _transaction_ended(self, connection: Connection) -> None:
+        self._dropped_index.clear()
+
+    # --- running statements ---------------------------------------------------------------------------
+
+    def _catalog(self) -> Connection:
+        """Where the catalog is read: the database itself, or in ``--sql`` mode its schema-only shadow."""
+        connection = self._shadow if self.as_sql else self.connection
+        if connection is None:
+            raise rebuild.PlanError(
+                "this operation needs to read the table from the database; in --sql mode pass the database "
+                "with -x db=PATH so its schema can be read"
+            )
+        return connection
+
+    def _exec(self, construct: Any, *args: Any, **kw: Any) -> Any:
+        result = super()._exec(construct, *args, **kw)
+        if self.as_sql and self._shadow is not None and not isinstance(construct, str):
+            compiled = construct.compile(dialect=self.dialect, compile_kwargs={"literal_binds": True})
+            self._shadow.exec_driver_sql(str(compiled))
+        return result
+
+    def _run(self, statements: Sequence[str]) -> None:
+        """Run SQL the planner wrote (not through ``text()``, whose ``:name`` binds would read colons in it)."""
+        for statement in statements:
+            if self.as_sql:
+                self.static_output(statement + self.command_terminator)
+                if self._shadow is not None:
+                    self._shadow.exec_driver_sql(statement)
+            else:
+                assert self.connection is not None
+                self.connection.exec_driver_sql(statement)
+
+    def change_table(self, table_name: str, changes: Sequence[rebuild.Change], schema: str | None = None) -> None:
+        """Plan ``changes`` to one table and run the plan (the one entry point for altering a table)."""
+        if not changes:
+            return
+        if not self.as_sql:
+            self._check_rows(table_name, schema, changes)
+        plan = rebuild.plan(
+            self._catalog(), table_name, changes, schema, dropped_index=table_name.lower() in self._dropped_index
+        )
+        log.info("%s", plan)
+        self._run(plan.statements)
+        if any(isinstance(c, rebuild.DropIndex) for c in changes):
+            self._dropped_index.add(table_name.lower())
+
+    def _check_rows(self, table_name: str, schema: str | None, changes: Sequence[rebuild.Change]) -> None:
+        """Refuse a type change or a NOT NULL the rows do not allow, naming them, before anything changes."""
+        assert self.connection is not None
+        table = catalog.read_table(self.connection, table_name, schema)
+        key = ", ".join(quote(c) for c in table.primary_key) or "rowid"
+        source = qualified(table.name, schema)
+        for change in changes:
+            if not isinstance(change, rebuild.AlterColumn) or not table.has_column(change.name):
+                continue
+            column = quote(table.column(change.name).name)
+            conditions = []
+            if change.type is not None:
+                converted = f"TRY({change.using})" if change.using else f"TRY_CAST({column} AS {change.type})"
+                conditions.append((f"{column} IS NOT NULL AND {converted} IS NULL", f"do not convert to {change.type}"))
+            if change.nullable is False:
+                conditions.append((f"{column} IS NULL", "are NULL"))
+            for condition, problem in conditions:
+                rows = self.connection.exec_driver_sql(
+                    f"SELECT {key}, count(*) OVER () FROM {source} WHERE {condition} ORDER BY {key} LIMIT 5"
+                ).fetchall()
+                if rows:
+                    keys = ", ".join(str(r[0]) if len(r) == 2 else str(r[:-1]) for r in rows)
+                    raise rebuild.PlanError(
+                        f"cannot change {table.name}.{change.name}: {rows[0][-1]} rows {problem} "
+                        f"({key.replace(chr(34), '')} {keys}); fix those rows first"
+                        + ("" if change.using or change.type is None else " or give a USING expression")
+                    )
+
+    # --- translating Alembic's operations into changes ------------------------------------------------
+
+    def _type_sql(self, type_: Any) -> str:
+        return str(self.dialect.type_compiler_instance.process(sqltypes.to_instance(type_)))
+
+    def _compiler(self) -> Any:
+        """A DDL compiler with no statement, for rendering defaults and expressions (as Alembic does)."""
+        return self.dialect.ddl_compiler(self.dialect, cast(Any, None))
+
+    def _default_sql(self, default: Any) -> str | None:
+        if default is None:
+            return None
+        return format_server_default(self._compiler(), default)
+
+    def _column(self, column: sa.Column[Any]) -> Column:
+        computed = column.computed
+        sequence = column_sequence(column)
+        default = self._default_sql(column.server_default) if computed is None else None
+        if default is None and sequence is not None:
+            default = f"nextval({literal(self.dialect.identifier_preparer.format_sequence(sequence))})"
+        return Column(
+            name=column.name,
+            type=self._type_sql(column.type),
+            nullable=column.nullable if column.nullable is not None else True,
+            default=default,
+            generated=self._expression_sql(computed.sqltext) if computed is not None else None,
+            comment=column.comment,
+        )
+
+    def _expression_sql(self, expression: Any) -> str:
+        return str(self._compiler().sql_compiler.process(expression, include_table=False, literal_binds=True))
+
+    def _index(self, index: sa.Index) -> Index:
+        elements: list[str] = []
+        columns: list[str | None] = []
+        for expression in index.expressions:
+            if isinstance(expression, sa.Column):
+                elements.append(quote(expression.name))
+                columns.append(expression.name)
+            elif isinstance(expression, str):
+                elements.append(quote(expression))
+                columns.append(expression)
+            else:
+                elements.append(f"({self._expression_sql(expression)})")
+                columns.append(None)
+        assert index.name is not None
+        return Index(str(index.name), tuple(elements), tuple(columns), bool(index.unique))
+
+    def _constraint_change(self, const: sa.Constraint) -> rebuild.Change:
+        if isinstance(const, sa.ForeignKeyConstraint):
+            elements = const.elements
+            return rebuild.AddForeignKey(
+                ForeignKey(
+                    tuple(e.parent.name for e in elements),
+                    elements[0].column.table.name,
+                    tuple(e.column.name for e in elements),
+                )
+            )
+        assert isinstance(const, ColumnCollectionConstraint)
+        columns = tuple(c.name for c in const.columns)
+        if isinstance(const, sa.PrimaryKeyConstraint):
+            return rebuild.AddPrimaryKey(columns)
+        if isinstance(const, sa.UniqueConstraint):
+            return rebuild.AddUnique(columns)
+        if isinstance(const, sa.CheckConstraint):
+            return rebuild.AddCheck(self._expression_sql(const.sqltext))
+        raise NotImplementedError(f"DuckDB has no {type(const).__name__}")
+
+    def _add_column_changes(self, column: sa.Column[Any]) -> list[rebuild.Change]:
+        """The column and the constraints Alembic will ask to add for it afterwards, as one change."""
+        changes: list[rebuild.Change] = [rebuild.AddColumn(self._column(column))]
+        for const in column.table.constraints:
+            if not isinstance(const, ColumnCollectionConstraint) or isinstance(const, sa.PrimaryKeyConstraint):
+                continue
+            if column.name not in {c.name for c in const.columns}:
+                continue
+            self._handled.add(id(const))
+            changes.append(self._constraint_change(const))
+        return changes
+
+    def _alter_column_changes(
+        self,
+        column_name: str,
+        *,
+        nullable: bool | None = None,
+        server_default: Any = False,
+        name: str | None = None,
+        type_: Any = None,
+        comment: Any = False,
+        **kw: Any,
+    ) -> list[rebuild.Change]:
+        using = kw.get("duckdb_using") or kw.get("postgresql_using")
+        change = rebuild.AlterColumn(
+            column_name,
+            new_name=name,
+            type=self._type_sql(type_) if type_ is not None else None,
+            using=str(using) if using is not None else None,
+            nullable=nullable,
+            default=rebuild.KEEP if server_default is False else self._default_sql(server_default),
+            comment=rebuild.KEEP if comment is False else comment,
+        )
+        return [change]
+
+    # --- Alembic's operations -------------------------------------------------------------------------
+
+    def add_column(self, table_name: str, column: sa.Column[Any], *, schema: str | None = None, **kw: Any) -> None:
+        self.change_table(table_name, self._add_column_changes(column), schema)
+
+    def drop_column(self, table_name: str, column: sa.Column[Any], *, schema: str | None = None, **kw: Any) -> None:
+        self.change_table(table_name, [rebuild.DropColumn(column.name)], schema)
+
+    def alter_column(self, table_name: str, column_name: str, *, schema: str | None = None, **kw: Any) -> None:
+        self.change_table(table_name, self._alter_column_changes(column_name, **kw), schema)
+
+    def rename_table(self, old_table_name: str, new_table_name: str, schema: str | None = None) -> None:
+        self.change_table(old_table_name, [rebuild.RenameTable(str(new_table_name))], schema)
+
+    def add_constraint(self, const: Any, **kw: Any) -> None:
+        if id(const) in self._handled:
+            self._handled.discard(id(const))
+            return
+        if const._create_rule is not None and not const._create_rule(self):
+            return
+        self.change_table(const.table.name, [self._constraint_change(const)], const.table.schema)
+
+    def drop_constraint(self, const: sa.Constraint, **kw: Any) -> None:
+        table = const.table
+        kind = next((k for cls, k in _CONSTRAINT_KINDS.items() if isinstance(const, cls)), None)
+        definition = catalog.read_table(self._catalog(), table.name, table.schema)
+        name = str(const.name) if const.name is not None else None
+        self.change_table(table.name, [rebuild.find_constraint(definition, name, kind)], table.schema)
+
+    def create_index(self, index: sa.Index, **kw: Any) -> None:
+        assert index.table is not None
+        self.change_table(index.table.name, [rebuild.CreateIndex(self._index(index))], index.table.schema)
+
+    def drop_index(self, index: sa.Index, **kw: Any) -> None:
+        table = index.table.name if index.table is not None else None
+        schema = index.table.schema if index.table is not None else None
+        if table is None:
+            row = (
+                self._catalog()
+                .exec_driver_sql(
+                    f"SELECT table_name FROM duckdb_indexes() WHERE index_name = {literal(str(index.name))}"
+                )
+                .first()
+            )
+            if row is None:
+                raise rebuild.PlanError(f"there is no index named {index.name}")
+            table = str(row[0])
+        self.change_table(table, [rebuild.DropIndex(str(index.name))], schema)
+
+    def create_table_comment(self, table: sa.Table) -> None:
+        self.change_table(table.name, [rebuild.SetTableComment(table.comment)], table.schema)
+
+    def drop_table_comment(self, table: sa.Table) -> None:
+        self.change_table(table.name, [rebuild.SetTableComment(None)], table.schema)
+
+    def create_column_comment(self, column: sa.Column[Any]) -> None:
+        change = rebuild.AlterColumn(column.name, comment=column.comment)
+        self.change_table(column.table.name, [change], column.table.schema)
+
+    def requires_recreate_in_batch(self, batch_op: Any) -> bool:
+        """Plan a whole ``batch_alter_table`` block as one change: at most one rebuild.
+
+        Alembic replays the block's operations one by one when this answers False; the list is replaced by one
+        call of ``apply_batch`` with all of them, so the planner sees them together.
+        """
+        entries = list(batch_op.batch)
+        batch_op.batch[:] = [("apply_batch", (batch_op.table_name, batch_op.schema, entries), {})]
+        return False
+
+    def apply_batch(
+        self, table_name: str, schema: str | None, entries: list[tuple[str, tuple[Any, ...], dict[str, Any]]]
+    ) -> None:
+        changes: list[rebuild.Change] = []
+        for opname, args, kw in entries:
+            if opname == "apply_batch":
+                self.apply_batch(*args)
+                continue
+            changes += self._batch_changes(table_name, schema, opname, args, kw)
+        self.change_table(table_name, changes, schema)
+        self._handled.clear()
+
+    def _batch_changes(
+        self, table_name: str, schema: str | None, opname: str, args: tuple[Any, ...], kw: dict[str, Any]
+    ) -> list[rebuild.Change]:
+        if opname == "add_column":
+            return self._add_column_changes(args[1])
+        if opname == "drop_column":
+            return [rebuild.DropColumn(args[1].name)]
+        if opname == "alter_column":
+            return self._alter_column_changes(args[1], **{k: v for k, v in kw.items() if k != "schema"})
+        if opname == "rename_table":
+            return [rebuild.RenameTable(str(args[1]))]
+        if opname == "add_constraint":
+            return [] if id(args[0]) in self._handled else [self._constraint_change(args[0])]
+        if opname == "drop_constraint":
+            const = args[0]
+            kind = next((k for cls, k in _CONSTRAINT_KINDS.items() if isinstance(const, cls)), None)
+            definition = catalog.read_table(self._catalog(), table_name, schema)
+            return [rebuild.find_constraint(definition, str(const.name) if const.name else None, kind)]
+        if opname == "create_index":
+            return [rebuild.CreateIndex(self._index(args[0]))]
+        if opname == "drop_index":
+            return [rebuild.DropIndex(str(args[0].name))]
+        if opname in ("create_table_comment", "drop_table_comment"):
+            return [rebuild.SetTableComment(args[0].comment if opname == "create_table_comment" else None)]
+        if opname == "create_column_comment":
+            return [rebuild.AlterColumn(args[0].name, comment=args[0].comment)]
+        raise NotImplementedError(f"batch operation {opname} on DuckDB")
+
     def create_table(self, table: sa.Table, **kw: Any) -> None:
         for sequence in filter(None, map(column_sequence, table.columns)):
             self._exec(sa_ddl.CreateSequence(sequence, if_not_exists=True))
         super().create_table(table, **kw)
 
     def drop_table(self, table: sa.Table, **kw: Any) -> None:
-        owned = self._owned_sequences(table)
+        source = self._catalog() if not self.as_sql or self._shadow is not None else None
+        if source is not None:
+            referencing = [t for t, _ in catalog.referencing(source, table.name, table.schema)]
+            if referencing:
+                raise rebuild.PlanError(
+                    f"cannot drop table {table.name}: {', '.join(sorted(set(referencing)))} "
+                    "reference it by foreign key; drop those tables or their foreign keys first"
+                )
+        owned = self._owned_sequences(table, source)
         super().drop_table(table, **kw)
         for sequence in owned:
             self._exec(sa_ddl.DropSequence(sequence, if_exists=True))
 
-    def _owned_sequences(self, table: sa.Table) -> list[sa.Sequence]:
+    def _owned_sequences(self, table: sa.Table, source: Connection | None) -> list[sa.Sequence]:
         """Sequences created for the table's autoincrement keys, which go when the table goes.
 
-        ``op.drop_table("t")`` passes a table without columns, so online the catalog says which column
-        defaults use a ``<table>_<column>_seq`` sequence; offline only the given columns can tell.
+        ``op.drop_table("t")`` passes a table without columns, so the catalog says which column defaults use
+        a ``<table>_<column>_seq`` sequence; without one, only the given columns can tell.
         """
-        if self.as_sql or self.connection is None:
+        if source is None:
             return implicit_sequences(table)
-        rows = self.connection.execute(
-            sa.text(
-                "SELECT column_name, column_default FROM duckdb_columns()"
-                " WHERE table_name = :table AND schema_name = coalesce(:schema, current_schema())"
-                " AND database_name = current_database()"
-            ),
-            {"table": table.name, "schema": table.schema},
-        )
         owned = []
-        for column, default in rows:
-            name = f"{table.name}_{column}_seq"
-            if default and default.lower().startswith("nextval(") and name in default:
+        for column in catalog.read_table(source, table.name, table.schema).columns:
+            name = f"{table.name}_{column.name}_seq"
+            if column.default and column.default.lower().startswith("nextval(") and name in column.default:
                 owned.append(sa.Sequence(name, schema=table.schema))
         return owned
 
+    # --- autogenerate ---------------------------------------------------------------------------------
+
     def compare_type(self, inspector_column: sa.Column[Any], metadata_column: sa.Column[Any]) -> bool:
         """Compare the types DuckDB makes of both spellings, where it can say; else Alembic's token comparison."""
-        compile_type = self.dialect.type_compiler_instance.process
         try:
-            inspected = canonical(compile_type(inspector_column.type))
-            expected = canonical(compile_type(metadata_column.type))
+            inspected = canonical(self._type_sql(inspector_column.type))
+            expected = canonical(self._type_sql(metadata_column.type))
         except sa.exc.CompileError:
             inspected = expected = None
         if inspected is not None and expected is not None:

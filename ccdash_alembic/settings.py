@@ -39,6 +39,9 @@ class Settings:
     storage_compatibility: str = _option(
         "v1.0.0", "DuckDB storage version of a newly created file (v1.0.0 is what DuckDB 1.1, in CCDash, reads)"
     )
+    memory_limit: str | None = _option(None, "DuckDB memory_limit for the run, e.g. 2GB")
+    threads: int | None = _option(None, "DuckDB threads for the run", int)
+    temp_directory: str | None = _option(None, "where DuckDB spills data that does not fit in memory")
     accept_changed: bool = _option(
         False, "run although applied revision files changed; records their new checksums in the history", _bool
     )

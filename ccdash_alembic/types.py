@@ -7,7 +7,6 @@ catalog reports every column type as one canonical string (``DECIMAL(18,3)``, ``
 
 from __future__ import annotations
 
-import threading
 import warnings
 from collections.abc import Callable, Sequence
 from functools import lru_cache
@@ -21,6 +20,7 @@ from sqlalchemy.sql import sqltypes
 from sqlalchemy.types import TypeEngine
 
 from ccdash_alembic import sqltext
+from ccdash_alembic.expressions import scratch
 
 _SIMPLE: dict[str, Callable[[], TypeEngine[Any]]] = {
     "BOOLEAN": sqltypes.BOOLEAN,
@@ -116,21 +116,12 @@ def _quoted_head(arg: str) -> list[str]:
         return [arg[: end + 1], arg[end + 1 :].strip()]
 
 
-_scratch = threading.local()
-
-
 @lru_cache(maxsize=512)
 def canonical(type_sql: str) -> str | None:
     """The type DuckDB makes of a type spelling (``FLOAT(53)`` -> ``DOUBLE``, ``TEXT`` -> ``VARCHAR``), or None
-    when DuckDB does not know it without context (a named ENUM, say).
-
-    Asked of a private in-memory DuckDB, so a spelling DuckDB rejects cannot abort the caller's transaction.
-    """
-    connection = getattr(_scratch, "connection", None)
-    if connection is None:
-        connection = _scratch.connection = duckdb.connect(":memory:")
+    when DuckDB does not know it without context (a named ENUM, say)."""
     try:
-        row = connection.execute(f"SELECT typeof(CAST(NULL AS {type_sql}))").fetchone()
+        row = scratch().execute(f"SELECT typeof(CAST(NULL AS {type_sql}))").fetchone()
     except duckdb.Error:
         return None
     return str(row[0]) if row else None

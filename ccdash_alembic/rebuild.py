@@ -1,0 +1,598 @@
+"""The table-rebuild planner: how to make a change to a DuckDB table, decided from the catalog before any DDL.
+
+DuckDB's ALTER TABLE refuses most changes on a table that has an explicit index or is referenced by a
+foreign key, cannot add FOREIGN KEY or CHECK constraints, and cannot drop any constraint. Since a failed
+statement aborts the transaction, "try ALTER, fall back on error" cannot work inside a revision: the plan
+is chosen first, from the catalog.
+
+A ``Plan`` is data: the strategy, why, which tables it touches, and the statements. It can be printed and
+tested, and it is the same statements whether run or written out by ``--sql``.
+
+- **native**: plain ``ALTER TABLE`` statements, when DuckDB allows every change in the table's current state
+  (the rules are in ``_native``; ``tests/test_rebuild_rules.py`` checks them against DuckDB itself).
+- **rebuild**: the tables that reference the table by foreign key (the whole chain) are copied into
+  temporary tables and dropped, deepest first; the table is created under a temporary name with its new
+  definition, filled with one ``INSERT ... SELECT``, the old one dropped and the new one renamed; the
+  referencing tables are created again, parents first, and refilled; indexes are built after the copies;
+  comments are set again. Before the transaction can commit, every table's row count is compared with the
+  count taken before, and a difference raises an error inside DuckDB, which aborts the revision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+from sqlalchemy.engine import Connection
+
+from ccdash_alembic import catalog, expressions
+from ccdash_alembic.tabledef import (
+    Check,
+    Column,
+    ForeignKey,
+    Index,
+    TableDef,
+    Unique,
+    literal,
+    qualified,
+    quote,
+)
+
+TEMP_PREFIX = "_ccdash_"
+
+
+class PlanError(Exception):
+    """A change that cannot be made as asked (the message says why and what to do)."""
+
+
+class _Keep:
+    """Marks an ``AlterColumn`` attribute the change leaves as it is."""
+
+    def __repr__(self) -> str:
+        return "KEEP"
+
+
+KEEP = _Keep()
+
+
+@dataclass(frozen=True)
+class AddColumn:
+    column: Column
+    foreign_key: ForeignKey | None = None
+    unique: bool = False
+
+
+@dataclass(frozen=True)
+class DropColumn:
+    name: str
+
+
+@dataclass(frozen=True)
+class AlterColumn:
+    name: str
+    new_name: str | None = None
+    type: str | None = None
+    using: str | None = None  # expression over the old columns giving the new value
+    nullable: bool | None = None
+    default: str | _Keep | None = KEEP
+    comment: str | _Keep | None = KEEP
+
+
+@dataclass(frozen=True)
+class RenameTable:
+    new_name: str
+
+
+@dataclass(frozen=True)
+class AddPrimaryKey:
+    columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class AddUnique:
+    columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class AddCheck:
+    expression: str
+
+
+@dataclass(frozen=True)
+class AddForeignKey:
+    foreign_key: ForeignKey
+
+
+@dataclass(frozen=True)
+class CreateIndex:
+    index: Index
+
+
+@dataclass(frozen=True)
+class DropIndex:
+    name: str
+
+
+@dataclass(frozen=True)
+class SetTableComment:
+    comment: str | None
+
+
+@dataclass(frozen=True)
+class DropConstraint:
+    """Drop one constraint; ``constraint`` is the catalog's own object (see ``find_constraint``)."""
+
+    constraint: Unique | Check | ForeignKey | tuple[str, ...]  # a tuple is the primary key's columns
+
+
+Change = (
+    AddColumn
+    | DropColumn
+    | AlterColumn
+    | RenameTable
+    | AddPrimaryKey
+    | AddUnique
+    | AddCheck
+    | AddForeignKey
+    | DropConstraint
+    | CreateIndex
+    | DropIndex
+    | SetTableComment
+)
+
+
+@dataclass
+class Plan:
+    table: str
+    strategy: str  # "native" or "rebuild"
+    statements: list[str]
+    reasons: list[str] = field(default_factory=list)
+    rebuilt: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        head = f"{self.strategy} change of {self.table}"
+        if self.reasons:
+            head += " (" + "; ".join(self.reasons) + ")"
+        if self.rebuilt:
+            head += "\n  rebuilds: " + ", ".join(self.rebuilt)
+        return head + "\n" + "\n".join(f"  {s.strip()};" for s in self.statements)
+
+
+# --- applying changes to a table definition ---------------------------------------------------------------
+
+
+@dataclass
+class _State:
+    """A table being changed: where each stored column's values come from in the old table (SQL over the
+    old table, None for a new column), and which old columns were renamed (old name, lower -> new name)."""
+
+    table: TableDef
+    sources: dict[str, str | None]
+    renamed: dict[str, str] = field(default_factory=dict)
+
+    def column_source(self, name: str) -> str | None:
+        return self.sources[name.lower()]
+
+
+def _rename_in_index(index: Index, renames: dict[str, str]) -> Index:
+    elements = []
+    for element, column in zip(index.elements, index.columns, strict=True):
+        if column is not None:
+            elements.append(quote(renames.get(column.lower(), column)))
+        else:
+            elements.append(expressions.rename_columns(element, renames))
+    return Index(
+        index.name,
+        tuple(elements),
+        tuple(renames.get(c.lower(), c) if c else None for c in index.columns),
+        index.unique,
+    )
+
+
+def _index_uses(index: Index, column: str) -> bool:
+    for element, name in zip(index.elements, index.columns, strict=True):
+        if name is not None and name.lower() == column:
+            return True
+        if name is None and column in expressions.columns_in(element):
+            return True
+    return False
+
+
+def _names(columns: Sequence[str]) -> tuple[str, ...]:
+    return tuple(c.lower() for c in columns)
+
+
+def _apply(state: _State, change: Change) -> _State:
+    table = state.table
+    if isinstance(change, AddColumn):
+        if table.has_column(change.column.name):
+            raise PlanError(f"table {table.name} already has a column {change.column.name}")
+        new = replace(table, columns=(*table.columns, change.column))
+        if change.foreign_key is not None:
+            new = replace(new, foreign_keys=(*new.foreign_keys, change.foreign_key))
+        if change.unique:
+            new = replace(new, uniques=(*new.uniques, Unique((change.column.name,))))
+        sources = {**state.sources}
+        if change.column.generated is None:
+            sources[change.column.name.lower()] = None
+        return _State(new, sources, state.renamed)
+    if isinstance(change, DropColumn):
+        name = table.column(change.name).name.lower()
+        new = replace(
+            table,
+            columns=tuple(c for c in table.columns if c.name.lower() != name),
+            primary_key=() if name in _names(table.primary_key) else table.primary_key,
+            primary_key_name=None if name in _names(table.primary_key) else table.primary_key_name,
+            uniques=tuple(u for u in table.uniques if name not in _names(u.columns)),
+            checks=tuple(c for c in table.checks if name not in expressions.columns_in(c.expression)),
+            foreign_keys=tuple(f for f in table.foreign_keys if name not in _names(f.columns)),
+            indexes=tuple(i for i in table.indexes if not _index_uses(i, name)),
+        )
+        return _State(new, {k: v for k, v in state.sources.items() if k != name}, state.renamed)
+    if isinstance(change, AlterColumn):
+        return _alter(state, change)
+    if isinstance(change, RenameTable):
+        return replace(state, table=table.renamed(change.new_name))
+    if isinstance(change, AddPrimaryKey):
+        if table.primary_key:
+            raise PlanError(
+                f"table {table.name} already has a primary key ({', '.join(table.primary_key)}); drop it first"
+            )
+        columns = tuple(table.column(c).name for c in change.columns)
+        new_columns = tuple(replace(c, nullable=False) if c.name in columns else c for c in table.columns)
+        return replace(state, table=replace(table, columns=new_columns, primary_key=columns))
+    if isinstance(change, AddUnique):
+        columns = tuple(table.column(c).name for c in change.columns)
+        return replace(state, table=replace(table, uniques=(*table.uniques, Unique(columns))))
+    if isinstance(change, AddCheck):
+        check = Check(change.expression, tuple(sorted(expressions.columns_in(change.expression))))
+        return replace(state, table=replace(table, checks=(*table.checks, check)))
+    if isinstance(change, AddForeignKey):
+        return replace(state, table=replace(table, foreign_keys=(*table.foreign_keys, change.foreign_key)))
+    if isinstance(change, CreateIndex):
+        return replace(state, table=replace(table, indexes=(*table.indexes, change.index)))
+    if isinstance(change, DropIndex):
+        if not any(i.name.lower() == change.name.lower() for i in table.indexes):
+            raise PlanError(f"table {table.name} has no index named {change.name}")
+        return replace(state, table=replace(table, indexes=tuple(i for i in table.indexes if i.name != change.name)))
+    if isinstance(change, SetTableComment):
+        return replace(state, table=replace(table, comment=change.comment))
+    if isinstance(change, DropConstraint):
+        target = change.constraint
+        if isinstance(target, tuple):
+            return replace(state, table=replace(table, primary_key=(), primary_key_name=None))
+        return replace(
+            state,
+            table=replace(
+                table,
+                uniques=tuple(u for u in table.uniques if u != target),
+                checks=tuple(c for c in table.checks if c != target),
+                foreign_keys=tuple(f for f in table.foreign_keys if f != target),
+            ),
+        )
+    raise TypeError(change)
+
+
+def _alter(state: _State, change: AlterColumn) -> _State:
+    table = state.table
+    old = table.column(change.name)
+    key = old.name.lower()
+    column = old
+    sources = dict(state.sources)
+    renamed = dict(state.renamed)
+    if change.type is not None:
+        column = replace(column, type=change.type, type_name=None)
+        source = state.column_source(old.name)
+        if source is not None:
+            sources[key] = f"({change.using})" if change.using else f"CAST({source} AS {change.type})"
+    if change.nullable is not None:
+        column = replace(column, nullable=change.nullable)
+    if not isinstance(change.default, _Keep):
+        column = replace(column, default=change.default)
+    if not isinstance(change.comment, _Keep):
+        column = replace(column, comment=change.comment)
+    new = replace(table, columns=tuple(column if c.name.lower() == key else c for c in table.columns))
+    if change.new_name is not None and change.new_name != old.name:
+        renames = {key: change.new_name}
+        sources[change.new_name.lower()] = sources.pop(key)
+        original = next((o for o, n in renamed.items() if n.lower() == key), key)
+        renamed[original] = change.new_name
+
+        def rename(names: tuple[str, ...]) -> tuple[str, ...]:
+            return tuple(renames.get(n.lower(), n) for n in names)
+
+        new = replace(
+            new,
+            columns=tuple(replace(c, name=change.new_name) if c.name.lower() == key else c for c in new.columns),
+            primary_key=rename(new.primary_key),
+            uniques=tuple(replace(u, columns=rename(u.columns)) for u in new.uniques),
+            checks=tuple(
+                replace(c, expression=expressions.rename_columns(c.expression, renames), columns=rename(c.columns))
+                for c in new.checks
+            ),
+            foreign_keys=tuple(replace(f, columns=rename(f.columns)) for f in new.foreign_keys),
+            indexes=tuple(_rename_in_index(i, renames) for i in new.indexes),
+        )
+    return _State(new, sources, renamed)
+
+
+# --- choosing native statements ---------------------------------------------------------------------------
+
+
+def _in_constraint(table: TableDef, column: str) -> list[str]:
+    """What ties a column down: constraints and indexes that use it."""
+    name = column.lower()
+    found = []
+    if name in _names(table.primary_key):
+        found.append("primary key")
+    if any(name in _names(u.columns) for u in table.uniques):
+        found.append("unique constraint")
+    if any(name in expressions.columns_in(c.expression) for c in table.checks):
+        found.append("check constraint")
+    if any(name in _names(f.columns) for f in table.foreign_keys):
+        found.append("foreign key")
+    if any(_index_uses(i, name) for i in table.indexes):
+        found.append("index")
+    return found
+
+
+def _native(table: TableDef, change: Change, blocked: list[str]) -> tuple[list[str] | None, str]:
+    """Native statements for one change on ``table`` as it is, or None and the reason DuckDB would refuse."""
+    target = qualified(table.name, table.schema)
+    alter = f"ALTER TABLE {target}"
+    if isinstance(change, AddColumn):
+        if change.foreign_key is not None:
+            return None, "DuckDB cannot add a column with a foreign key"
+        if (not change.column.nullable or change.unique) and blocked:
+            return None, f"DuckDB cannot add a NOT NULL or unique column to a table with {blocked[0]}"
+        return [f"{alter} ADD COLUMN {change.column.sql()}" + (" UNIQUE" if change.unique else "")], ""
+    if isinstance(change, DropColumn):
+        if blocked:
+            return None, f"DuckDB cannot drop a column of a table with {blocked[0]}"
+        tied = _in_constraint(table, change.name)
+        if tied:
+            return None, f"column {change.name} is used by a {tied[0]}"
+        position = table.position(change.name)
+        indexed = {c.lower() for c in table.primary_key} | {c.lower() for u in table.uniques for c in u.columns}
+        if any(table.position(c) > position for c in indexed):
+            return None, "DuckDB cannot drop a column before a key column"
+        return [f"{alter} DROP COLUMN {quote(table.column(change.name).name)}"], ""
+    if isinstance(change, AlterColumn):
+        return _native_alter(table, change, blocked, alter)
+    if isinstance(change, RenameTable):
+        if blocked:
+            return None, f"DuckDB cannot rename a table with {blocked[0]}"
+        return [f"{alter} RENAME TO {quote(change.new_name)}"], ""
+    if isinstance(change, AddUnique | AddPrimaryKey):
+        if blocked:
+            return None, f"DuckDB cannot add a key to a table with {blocked[0]}"
+        if isinstance(change, AddPrimaryKey) and table.primary_key:
+            return None, "the table already has a primary key"
+        kind = "UNIQUE" if isinstance(change, AddUnique) else "PRIMARY KEY"
+        return [f"{alter} ADD {kind} ({', '.join(quote(table.column(c).name) for c in change.columns)})"], ""
+    if isinstance(change, CreateIndex):
+        return [change.index.sql(table.name, table.schema)], ""
+    if isinstance(change, DropIndex):
+        return [f"DROP INDEX {qualified(change.name, table.schema)}"], ""
+    if isinstance(change, SetTableComment):
+        value = "NULL" if change.comment is None else literal(change.comment)
+        return [f"COMMENT ON TABLE {target} IS {value}"], ""
+    if isinstance(change, AddCheck):
+        return None, "DuckDB cannot add a CHECK constraint to an existing table"
+    if isinstance(change, AddForeignKey):
+        return None, "DuckDB cannot add a FOREIGN KEY to an existing table"
+    return None, "DuckDB cannot drop a constraint"
+
+
+def _native_alter(table: TableDef, change: AlterColumn, blocked: list[str], alter: str) -> tuple[list[str] | None, str]:
+    column = table.column(change.name)
+    name = quote(column.name)
+    statements: list[str] = []
+    tied = _in_constraint(table, column.name)
+    if change.type is not None:
+        if blocked or tied:
+            return None, f"DuckDB cannot change the type of a column of a table with {(blocked or tied)[0]}"
+        using = f" USING {change.using}" if change.using else ""
+        statements.append(f"{alter} ALTER COLUMN {name} TYPE {change.type}{using}")
+    if change.nullable is not None and change.nullable != column.nullable:
+        if blocked:
+            return None, f"DuckDB cannot change NOT NULL on a table with {blocked[0]}"
+        statements.append(f"{alter} ALTER COLUMN {name} {'DROP' if change.nullable else 'SET'} NOT NULL")
+    if not isinstance(change.default, _Keep):
+        if change.default is None:
+            statements.append(f"{alter} ALTER COLUMN {name} DROP DEFAULT")
+        else:
+            statements.append(f"{alter} ALTER COLUMN {name} SET DEFAULT {change.default}")
+    if not isinstance(change.comment, _Keep):
+        value = "NULL" if change.comment is None else literal(change.comment)
+        statements.append(f"COMMENT ON COLUMN {qualified(table.name, table.schema)}.{name} IS {value}")
+    if change.new_name is not None and change.new_name != column.name:
+        if blocked:
+            return None, f"DuckDB cannot rename a column of a table with {blocked[0]}"
+        if "foreign key" in tied:
+            return None, "DuckDB cannot rename a column used by a foreign key"
+        statements.append(f"{alter} RENAME COLUMN {name} TO {quote(change.new_name)}")
+    return statements, ""
+
+
+# --- the plan ---------------------------------------------------------------------------------------------
+
+
+def blockers(conn: Connection, table: TableDef, dropped_index: bool = False) -> list[str]:
+    """What makes DuckDB refuse most ALTERs on the table: an index, or a foreign key pointing at it."""
+    found = []
+    if table.indexes:
+        found.append(f"an index ({table.indexes[0].name})")
+    elif dropped_index:
+        found.append("an index dropped earlier in this transaction (DuckDB keeps it until commit)")
+    incoming = catalog.referencing(conn, table.name, table.schema)
+    if incoming:
+        found.append(f"a foreign key from {incoming[0][0]}")
+    return found
+
+
+def plan(
+    conn: Connection, table_name: str, changes: Sequence[Change], schema: str | None = None, dropped_index: bool = False
+) -> Plan:
+    """Plan ``changes`` to one table: native if DuckDB allows each of them, else one rebuild for all."""
+    table = catalog.read_table(conn, table_name, schema)
+    blocked = blockers(conn, table, dropped_index)
+    state = _State(table, {c.name.lower(): quote(c.name) for c in table.stored_columns()})
+    statements: list[str] | None = []
+    reasons = []
+    for change in changes:
+        native, reason = _native(state.table, change, blocked)
+        if native is None:
+            statements = None
+            reasons.append(reason)
+        elif statements is not None:
+            statements += native
+        if isinstance(change, CreateIndex) and not blocked:
+            blocked.append(f"an index ({change.index.name})")
+        if isinstance(change, DropIndex):
+            blocked.append("an index dropped earlier in this transaction (DuckDB keeps it until commit)")
+        state = _apply(state, change)
+    if statements is not None:
+        return Plan(table.name, "native", statements)
+    return _rebuild(conn, table, state, reasons)
+
+
+def _dependents(conn: Connection, table: TableDef) -> list[TableDef]:
+    """Every table that references ``table`` through a chain of foreign keys, each after the tables it
+    references (so they can be created again in this order, and dropped in the reverse)."""
+    found: dict[str, TableDef] = {}
+    frontier = [table.name]
+    while frontier:
+        for child, _ in catalog.referencing(conn, frontier.pop(), table.schema):
+            if child.lower() not in found and child.lower() != table.name.lower():
+                found[child.lower()] = catalog.read_table(conn, child, table.schema)
+                frontier.append(child)
+    ordered: list[TableDef] = []
+    placed = {table.name.lower()}
+    while found:
+        ready = [
+            t
+            for key, t in found.items()
+            if all(
+                f.ref_table.lower() in placed or f.ref_table.lower() == key or f.ref_table.lower() not in found
+                for f in t.foreign_keys
+            )
+        ]
+        if not ready:
+            raise PlanError(f"the tables {', '.join(t.name for t in found.values())} reference each other in a cycle")
+        for t in sorted(ready, key=lambda t: t.name):
+            ordered.append(t)
+            placed.add(t.name.lower())
+            del found[t.name.lower()]
+    return ordered
+
+
+def _retarget(child: TableDef, old: TableDef, state: _State) -> TableDef:
+    """A referencing table's definition after its parent was renamed or had referenced columns renamed."""
+    foreign_keys = []
+    for fk in child.foreign_keys:
+        if fk.ref_table.lower() == old.name.lower():
+            columns = tuple(state.renamed.get(c.lower(), c) for c in fk.ref_columns)
+            fk = replace(fk, ref_table=state.table.name, ref_columns=columns)
+        foreign_keys.append(fk)
+    return replace(child, foreign_keys=tuple(foreign_keys))
+
+
+def _rebuild(conn: Connection, old: TableDef, state: _State, reasons: list[str]) -> Plan:
+    new = state.table
+    if any(fk.ref_table.lower() == old.name.lower() for fk in new.foreign_keys):
+        raise PlanError(
+            f"table {old.name} references itself; rebuilding such a table is not supported. "
+            "Drop the self-referencing foreign key first"
+        )
+    dependents = _dependents(conn, old)
+    _refuse_removing_referenced_columns(dependents, old, state)
+    schema = old.schema
+    scratch_name = f"{TEMP_PREFIX}new_{new.name}"
+    counts = f"{TEMP_PREFIX}counts"
+    statements = [
+        f"CREATE OR REPLACE TEMP TABLE {quote(counts)} AS "
+        + " UNION ALL ".join(
+            f"SELECT {literal(n)} AS new_name, count(*) AS n FROM {qualified(t.name, schema)}"
+            for t, n in [(old, new.name), *((d, d.name) for d in dependents)]
+        )
+    ]
+    for dependent in dependents:
+        statements.append(
+            f"CREATE TEMP TABLE {quote(TEMP_PREFIX + 'keep_' + dependent.name)} AS "
+            f"SELECT * FROM {qualified(dependent.name, schema)}"
+        )
+    for dependent in reversed(dependents):
+        statements.append(f"DROP TABLE {qualified(dependent.name, schema)}")
+
+    targets = [c for c in new.stored_columns() if state.column_source(c.name) is not None]
+    statements += [
+        new.create_sql(scratch_name),
+        f"INSERT INTO {qualified(scratch_name, schema)} ({', '.join(quote(c.name) for c in targets)}) "
+        f"SELECT {', '.join(str(state.column_source(c.name)) for c in targets)} FROM {qualified(old.name, schema)}",
+        f"DROP TABLE {qualified(old.name, schema)}",
+        f"ALTER TABLE {qualified(scratch_name, schema)} RENAME TO {quote(new.name)}",
+    ]
+    recreated = [_retarget(d, old, state) for d in dependents]
+    for dependent in recreated:
+        stored = ", ".join(quote(c.name) for c in dependent.stored_columns())
+        keep = quote(TEMP_PREFIX + "keep_" + dependent.name)
+        statements += [
+            dependent.create_sql(),
+            f"INSERT INTO {qualified(dependent.name, schema)} ({stored}) SELECT {stored} FROM {keep}",
+            f"DROP TABLE {keep}",
+        ]
+    for table in [new, *recreated]:
+        statements.append(
+            f"SELECT error('row count of {table.name} changed during its rebuild: ' || c.n || ' before, ' || "
+            f"(SELECT count(*) FROM {qualified(table.name, schema)}) || ' after') "
+            f"FROM {quote(counts)} c WHERE c.new_name = {literal(table.name)} "
+            f"AND c.n <> (SELECT count(*) FROM {qualified(table.name, schema)})"
+        )
+    statements.append(f"DROP TABLE {quote(counts)}")
+    for table in [new, *recreated]:
+        statements += table.index_sql() + table.comment_sql()
+    return Plan(old.name, "rebuild", statements, reasons, [new.name, *(d.name for d in recreated)])
+
+
+def _refuse_removing_referenced_columns(dependents: list[TableDef], old: TableDef, state: _State) -> None:
+    kept = {c.name.lower() for c in state.table.columns} | set(state.renamed)
+    for child in dependents:
+        for fk in child.foreign_keys:
+            gone = [c for c in fk.ref_columns if c.lower() not in kept]
+            if fk.ref_table.lower() == old.name.lower() and gone:
+                raise PlanError(
+                    f"column {old.name}.{gone[0]} is referenced by a foreign key of {child.name} "
+                    f"({', '.join(fk.columns)}); drop that foreign key first"
+                )
+
+
+_KINDS = {"primary": "primary key", "unique": "unique constraint", "foreignkey": "foreign key", "check": "check"}
+
+
+def find_constraint(table: TableDef, name: str | None, kind: str | None) -> DropConstraint:
+    """The constraint ``op.drop_constraint(name, table, type_=kind)`` means, though DuckDB keeps no names.
+
+    Matched, in order: by DuckDB's generated name (``t_a_b_key``, ``t_x_id_fkey``, ``t_x_check``,
+    ``t_id_pkey``, as reflection reports them); else, when ``type_`` is given and the table has exactly one
+    constraint of that kind, that one. Anything else is refused with the table's constraints listed.
+    """
+    candidates: list[tuple[str, str | None, tuple[str, ...], Unique | Check | ForeignKey | tuple[str, ...]]] = []
+    if table.primary_key:
+        candidates.append(("primary", table.primary_key_name, table.primary_key, table.primary_key))
+    candidates += [("unique", u.name, u.columns, u) for u in table.uniques]
+    candidates += [("foreignkey", f.name, f.columns, f) for f in table.foreign_keys]
+    candidates += [("check", c.name, c.columns, c) for c in table.checks]
+    if kind is not None and kind not in _KINDS:
+        raise PlanError(f"unknown constraint type {kind!r}; use one of {', '.join(_KINDS)}")
+    of_kind = [c for c in candidates if kind is None or c[0] == kind]
+    by_name = [c for c in of_kind if name is not None and c[1] is not None and c[1].lower() == name.lower()]
+    if len(by_name) == 1:
+        return DropConstraint(by_name[0][3])
+    if kind is not None and len(of_kind) == 1:
+        return DropConstraint(of_kind[0][3])
+    listed = "; ".join(f"{c[1]} ({_KINDS[c[0]]} on {', '.join(c[2])})" for c in of_kind) or "none"
+    raise PlanError(
+        f"table {table.name} has no {_KINDS.get(kind or '', 'constraint')} that matches {name!r} "
+        f"(DuckDB keeps no constraint names; it has: {listed}); drop it by one of those names"
+    )
