@@ -32,6 +32,7 @@ from alembic.script import Script, ScriptDirectory
 from ccdash_alembic import __version__, checksum, database, history
 from ccdash_alembic.errors import ChecksumMismatch, MigrateError, MigrationFailed, first_line
 from ccdash_alembic.impl import SHADOW_OPTION
+from ccdash_alembic.plugin import PLUGIN_NAME
 from ccdash_alembic.settings import Settings
 from ccdash_alembic.shadow import schema_copy
 
@@ -144,6 +145,7 @@ class _Runner:
             include_object=_include_object,
             compare_type=True,
             compare_server_default=True,
+            autogenerate_plugins=["alembic.autogenerate.*", PLUGIN_NAME],
             **kw,
         )
         migration_context = self.context.get_context()

@@ -404,9 +404,27 @@ class DuckDBImpl(DefaultImpl):
                     "reference it by foreign key; drop those tables or their foreign keys first"
                 )
         owned = self._owned_sequences(table, source)
+        types = self._owned_types(table, source)
         super().drop_table(table, **kw)
         for sequence in owned:
             self._exec(sa_ddl.DropSequence(sequence, if_exists=True))
+        self._run([f"DROP TYPE IF EXISTS {qualified(name, table.schema)}" for name in types])
+
+    def _owned_types(self, table: sa.Table, source: Connection | None) -> list[str]:
+        """Named ENUM types only this table's columns use, which go with it (as they came with create_table)."""
+        if source is None:
+            return []
+        owned = []
+        for column in catalog.read_table(source, table.name, table.schema).columns:
+            if column.type_name is None:
+                continue
+            others = source.exec_driver_sql(
+                "SELECT count(*) FROM duckdb_columns() WHERE data_type = "
+                f"{literal(column.type)} AND table_name <> {literal(table.name)}"
+            ).scalar()
+            if not others and column.type_name not in owned:
+                owned.append(column.type_name)
+        return owned
 
     def _owned_sequences(self, table: sa.Table, source: Connection | None) -> list[sa.Sequence]:
         """Sequences created for the table's autoincrement keys, which go when the table goes.

@@ -11,9 +11,10 @@ tested, and it is the same statements whether run or written out by ``--sql``.
 - **native**: plain ``ALTER TABLE`` statements, when DuckDB allows every change in the table's current state
   (the rules are in ``_native``; ``tests/test_rebuild_rules.py`` checks them against DuckDB itself).
 - **rebuild**: the tables that reference the table by foreign key (the whole chain) are copied into
-  temporary tables and dropped, deepest first; the table is created under a temporary name with its new
-  definition, filled with one ``INSERT ... SELECT``, the old one dropped and the new one renamed; the
-  referencing tables are created again, parents first, and refilled; indexes are built after the copies;
+  temporary tables and dropped, deepest first; the table is created with its new definition and filled
+  with one ``INSERT ... SELECT`` (under a scratch name then renamed, or, for a table with foreign keys of
+  its own, under its final name, see ``_copy_statements``); the referencing tables are created again,
+  parents first, and refilled; indexes are built after the copies;
   comments are set again. Before the transaction can commit, every table's row count is compared with the
   count taken before, and a difference raises an error inside DuckDB, which aborts the revision.
 """
@@ -243,6 +244,8 @@ def _apply(state: _State, change: Change) -> _State:
         return replace(state, table=replace(table, columns=new_columns, primary_key=columns))
     if isinstance(change, AddUnique):
         columns = tuple(table.column(c).name for c in change.columns)
+        if any(_names(u.columns) == _names(columns) for u in table.uniques):
+            raise PlanError(f"table {table.name} already has a unique constraint on ({', '.join(columns)})")
         return replace(state, table=replace(table, uniques=(*table.uniques, Unique(columns))))
     if isinstance(change, AddCheck):
         check = Check(change.expression, tuple(sorted(expressions.columns_in(change.expression))))
@@ -362,6 +365,8 @@ def _native(table: TableDef, change: Change, blocked: list[str]) -> tuple[list[s
     if isinstance(change, RenameTable):
         if blocked:
             return None, f"DuckDB cannot rename a table with {blocked[0]}"
+        if table.foreign_keys:
+            return None, "renaming a table with foreign keys leaves DuckDB's parent tables pointing at the old name"
         return [f"{alter} RENAME TO {quote(change.new_name)}"], ""
     if isinstance(change, AddUnique | AddPrimaryKey):
         if blocked:
@@ -508,7 +513,6 @@ def _rebuild(conn: Connection, old: TableDef, state: _State, reasons: list[str])
     dependents = _dependents(conn, old)
     _refuse_removing_referenced_columns(dependents, old, state)
     schema = old.schema
-    scratch_name = f"{TEMP_PREFIX}new_{new.name}"
     counts = f"{TEMP_PREFIX}counts"
     statements = [
         f"CREATE OR REPLACE TEMP TABLE {quote(counts)} AS "
@@ -525,14 +529,7 @@ def _rebuild(conn: Connection, old: TableDef, state: _State, reasons: list[str])
     for dependent in reversed(dependents):
         statements.append(f"DROP TABLE {qualified(dependent.name, schema)}")
 
-    targets = [c for c in new.stored_columns() if state.column_source(c.name) is not None]
-    statements += [
-        new.create_sql(scratch_name),
-        f"INSERT INTO {qualified(scratch_name, schema)} ({', '.join(quote(c.name) for c in targets)}) "
-        f"SELECT {', '.join(str(state.column_source(c.name)) for c in targets)} FROM {qualified(old.name, schema)}",
-        f"DROP TABLE {qualified(old.name, schema)}",
-        f"ALTER TABLE {qualified(scratch_name, schema)} RENAME TO {quote(new.name)}",
-    ]
+    statements += _copy_statements(old, new, state)
     recreated = [_retarget(d, old, state) for d in dependents]
     for dependent in recreated:
         stored = ", ".join(quote(c.name) for c in dependent.stored_columns())
@@ -553,6 +550,41 @@ def _rebuild(conn: Connection, old: TableDef, state: _State, reasons: list[str])
     for table in [new, *recreated]:
         statements += table.index_sql() + table.comment_sql()
     return Plan(old.name, "rebuild", statements, reasons, [new.name, *(d.name for d in recreated)])
+
+
+def _copy_statements(old: TableDef, new: TableDef, state: _State) -> list[str]:
+    """Replace ``old`` by ``new`` holding the same rows, converted.
+
+    DuckDB keeps a foreign key's parent pointing at the child's old name when the child is renamed (DELETE
+    on the parent then fails with "Table with name ... does not exist", and the parent can no longer be
+    dropped). So only a table without foreign keys is built under a scratch name and renamed; a table with
+    them is created under its final name: directly when that name is free (a renamed table), else after its
+    rows were moved to a temporary table (two copies).
+    """
+    schema = old.schema
+    targets = [c for c in new.stored_columns() if state.column_source(c.name) is not None]
+    columns = ", ".join(quote(c.name) for c in targets)
+    sources = ", ".join(str(state.column_source(c.name)) for c in targets)
+    drop_old = f"DROP TABLE {qualified(old.name, schema)}"
+    if not new.foreign_keys:
+        scratch = qualified(f"{TEMP_PREFIX}new_{new.name}", schema)
+        return [
+            new.create_sql(f"{TEMP_PREFIX}new_{new.name}"),
+            f"INSERT INTO {scratch} ({columns}) SELECT {sources} FROM {qualified(old.name, schema)}",
+            drop_old,
+            f"ALTER TABLE {scratch} RENAME TO {quote(new.name)}",
+        ]
+    insert = f"INSERT INTO {qualified(new.name, schema)} ({columns}) SELECT {sources} FROM "
+    if new.name.lower() != old.name.lower():
+        return [new.create_sql(), insert + qualified(old.name, schema), drop_old]
+    keep = quote(f"{TEMP_PREFIX}keep_{old.name}")
+    return [
+        f"CREATE TEMP TABLE {keep} AS SELECT * FROM {qualified(old.name, schema)}",
+        drop_old,
+        new.create_sql(),
+        insert + keep,
+        f"DROP TABLE {keep}",
+    ]
 
 
 def _refuse_removing_referenced_columns(dependents: list[TableDef], old: TableDef, state: _State) -> None:

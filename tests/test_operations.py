@@ -118,8 +118,10 @@ CASES: dict[str, Case] = {
     "alter_column rename": Case(
         "op.alter_column('items', 'note', new_column_name='remark')",
         "op.alter_column('items', 'remark', new_column_name='note')",
-        lambda b, a: _columns(a, "items") == [("remark" if c == "note" else c) for c in _columns(b, "items")]
-        or pytest.fail("order"),
+        lambda b, a: (
+            _columns(a, "items") == [("remark" if c == "note" else c) for c in _columns(b, "items")]
+            or pytest.fail("order")
+        ),
         rebuilds=1,
     ),
     "alter_column rename a referenced key": Case(
@@ -142,10 +144,12 @@ CASES: dict[str, Case] = {
     ),
     "alter_column set and drop default": Case(
         "op.alter_column('items', 'note', server_default='n/a')\nop.alter_column('items', 'qty', server_default=None)",
-        "op.alter_column('items', 'note', server_default='none')\nop.alter_column('items', 'qty', server_default=sa.text('0'))",
-        lambda b, a: (_column(a, "items", "note")[3] == "'n/a'", _column(a, "items", "qty")[3] is None)
-        == (True, True)
-        or pytest.fail("defaults"),
+        "op.alter_column('items', 'note', server_default='none')\n"
+        "op.alter_column('items', 'qty', server_default=sa.text('0'))",
+        lambda b, a: (
+            (_column(a, "items", "note")[3] == "'n/a'", _column(a, "items", "qty")[3] is None) == (True, True)
+            or pytest.fail("defaults")
+        ),
         rebuilds=0,
     ),
     "rename_table": Case(
@@ -197,8 +201,10 @@ CASES: dict[str, Case] = {
         "op.create_foreign_key(None, 'items', 'owners', ['owner_id'], ['id'])\n"
         "op.create_check_constraint(None, 'items', 'qty >= 0')\n"
         "op.create_unique_constraint(None, 'items', ['code'])",
-        lambda b, a: (a["items"]["unique"], a["items"]["checks"], a["items"]["foreign_keys"]) == ([], [], [])
-        or pytest.fail("constraints"),
+        lambda b, a: (
+            (a["items"]["unique"], a["items"]["checks"], a["items"]["foreign_keys"]) == ([], [], [])
+            or pytest.fail("constraints")
+        ),
         rebuilds=3,
     ),
 }
