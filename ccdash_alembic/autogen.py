@@ -1,4 +1,4 @@
-"""Autogenerate comparisons Alembic does not make on DuckDB: CHECK constraints.
+"""Autogenerate on DuckDB: CHECK constraints compared, and dropped constraints named as DuckDB names them.
 
 Alembic compares check constraints only by name (the opt-in ``alembic.ext.checkconstraint_byname``), and
 DuckDB keeps no names. Here they are compared by expression instead: both sides are rendered by DuckDB's own
@@ -16,7 +16,7 @@ import duckdb
 import sqlalchemy as sa
 from alembic.util import PriorityDispatchResult
 
-from ccdash_alembic.expressions import scratch
+from ccdash_alembic.expressions import ordered_columns, scratch
 
 if TYPE_CHECKING:  # Alembic loads this module while it is itself still importing autogenerate
     from alembic.autogenerate.api import AutogenContext
@@ -72,3 +72,50 @@ def compare_check_constraints(
             modify_table_ops.ops.append(ops.AddConstraintOp.from_constraint(const))
             log.info("Detected added check constraint %r on %r", expression, tname)
     return PriorityDispatchResult.CONTINUE
+
+
+_SUFFIXES = {"unique": "key", "primary": "pkey", "foreignkey": "fkey", "check": "check"}
+
+
+def duckdb_constraint_name(const: sa.Constraint, dialect: Any) -> str | None:
+    """The name DuckDB will report for a constraint: ``<table>_<columns, lower-cased>_<key|pkey|fkey|check>``,
+    a foreign key's referred columns after its own. None when it cannot be told (an expression DuckDB cannot
+    parse alone)."""
+    table = const.table.name
+    if isinstance(const, sa.ForeignKeyConstraint):
+        columns = [e.parent.name for e in const.elements] + [e.column.name for e in const.elements]
+        suffix = _SUFFIXES["foreignkey"]
+    elif isinstance(const, sa.CheckConstraint):
+        text = str(const.sqltext.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+        try:
+            columns = ordered_columns(text)
+        except ValueError:
+            return None
+        suffix = _SUFFIXES["check"]
+    elif isinstance(const, sa.UniqueConstraint | sa.PrimaryKeyConstraint):
+        columns = [c.name for c in const.columns]
+        suffix = _SUFFIXES["unique" if isinstance(const, sa.UniqueConstraint) else "primary"]
+    else:
+        return None
+    if not columns:  # a bare constraint known by name only (written by hand, not from the model)
+        return None
+    return f"{table}_{'_'.join(c.lower() for c in columns)}_{suffix}"
+
+
+def name_dropped_constraints(context: Any, revision: Any, directives: list[Any]) -> None:
+    """``process_revision_directives`` hook: give every ``op.drop_constraint`` autogenerate writes the name
+    DuckDB gave the constraint, since the model's name (``uq_users_email``) is not kept by DuckDB and would
+    not be found when the revision runs."""
+    from alembic.operations import ops
+
+    def visit(container: Any) -> None:
+        for operation in getattr(container, "ops", []):
+            if isinstance(operation, ops.DropConstraintOp):
+                name = duckdb_constraint_name(operation.to_constraint(), context.dialect)
+                if name is not None:
+                    operation.constraint_name = name
+            visit(operation)
+
+    for directive in directives:
+        visit(directive.upgrade_ops)
+        visit(directive.downgrade_ops)

@@ -30,6 +30,7 @@ from alembic.runtime.migration import MigrationContext, MigrationInfo, RevisionS
 from alembic.script import Script, ScriptDirectory
 
 from ccdash_alembic import __version__, checksum, database, history
+from ccdash_alembic.autogen import name_dropped_constraints
 from ccdash_alembic.errors import ChecksumMismatch, MigrateError, MigrationFailed, first_line
 from ccdash_alembic.impl import SHADOW_OPTION
 from ccdash_alembic.plugin import PLUGIN_NAME
@@ -146,6 +147,7 @@ class _Runner:
             compare_type=True,
             compare_server_default=True,
             autogenerate_plugins=["alembic.autogenerate.*", PLUGIN_NAME],
+            process_revision_directives=name_dropped_constraints,
             **kw,
         )
         migration_context = self.context.get_context()

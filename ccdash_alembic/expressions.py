@@ -50,7 +50,16 @@ def _walk(node: Any) -> Iterator[tuple[list[str], int, int]]:
 
 def columns_in(expression: str) -> set[str]:
     """Lower-cased names of the columns an expression reads."""
-    return {names[-1].lower() for names, _, _ in _column_refs(expression)}
+    return set(ordered_columns(expression))
+
+
+def ordered_columns(expression: str) -> list[str]:
+    """Lower-cased names of the columns an expression reads, in order of first appearance."""
+    found: list[str] = []
+    for names, _, _ in sorted(_column_refs(expression), key=lambda r: r[1]):
+        if names[-1].lower() not in found:
+            found.append(names[-1].lower())
+    return found
 
 
 def rename_columns(expression: str, renames: Mapping[str, str]) -> str:

@@ -148,3 +148,83 @@ def test_autogenerate_writes_the_operations_and_they_apply(project: Project) -> 
         ("schema_version",),
         ("t",),
     ]
+
+
+BEFORE_MODEL = """
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+owners = sa.Table("owners", metadata, sa.Column("id", sa.Integer, primary_key=True))
+items = sa.Table(
+    "items",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("owner_id", sa.Integer),
+    sa.Column("code", sa.String(20)),
+    sa.Column("qty", sa.Integer),
+    sa.Column("old", sa.String),
+    sa.CheckConstraint("qty >= 0", name="ck_items_qty"),
+)
+sa.Index("ix_items_code", items.c.code)
+children = sa.Table("children", metadata, sa.Column("item_id", sa.Integer, sa.ForeignKey("items.id")))
+sa.Table("retired", metadata, sa.Column("id", sa.Integer, primary_key=True))
+"""
+
+AFTER_MODEL = """
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+owners = sa.Table("owners", metadata, sa.Column("id", sa.Integer, primary_key=True))
+items = sa.Table(
+    "items",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("owner_id", sa.Integer, sa.ForeignKey("owners.id", name="fk_items_owner")),
+    sa.Column("code", sa.String(20)),
+    sa.Column("qty", sa.BigInteger),
+    sa.Column("added", sa.Boolean),
+    sa.UniqueConstraint("code", name="uq_items_code"),
+    sa.CheckConstraint("qty >= 1", name="ck_items_qty"),
+)
+children = sa.Table("children", metadata, sa.Column("item_id", sa.Integer, sa.ForeignKey("items.id")))
+sa.Table("fresh", metadata, sa.Column("id", sa.Integer, primary_key=True))
+"""
+
+
+def test_autogenerate_detects_every_kind_of_change_on_existing_tables(project: Project) -> None:
+    _use_model(project, BEFORE_MODEL)
+    _create_from_model(project)
+    with project.connect() as connection:
+        connection.execute("INSERT INTO owners VALUES (1), (2)")
+        connection.execute("INSERT INTO items VALUES (1, 1, 'a', 3, 'x'), (2, 2, 'b', 4, 'y')")
+        connection.execute("INSERT INTO children VALUES (1), (2)")
+    assert project.alembic("stamp", "base").returncode == 0
+    _use_model(project, AFTER_MODEL)
+
+    result = project.alembic("revision", "--autogenerate", "-m", "evolve")
+    assert result.returncode == 0, result.stderr
+    [revision] = list(project.versions.glob("*_evolve.py"))
+    text = revision.read_text()
+    for expected in (
+        "op.create_table('fresh'",
+        "op.drop_table('retired')",
+        "op.add_column('items', sa.Column('added', sa.Boolean()",
+        "op.drop_column('items', 'old')",
+        "type_=sa.BigInteger()",
+        "op.drop_index(op.f('ix_items_code'), table_name='items')",
+        "op.create_unique_constraint('uq_items_code', 'items', ['code'])",
+        "op.create_foreign_key('fk_items_owner', 'items', 'owners', ['owner_id'], ['id'])",
+        "op.drop_constraint('items_qty_check', 'items', type_='check')",
+        "op.create_check_constraint('ck_items_qty', 'items', 'qty >= 1')",
+        # the downgrade drops what the upgrade adds by the names DuckDB will have given them
+        "op.drop_constraint('items_owner_id_id_fkey', 'items', type_='foreignkey')",
+        "op.drop_constraint('items_code_key', 'items', type_='unique')",
+        "op.drop_constraint('items_qty_check', 'items', type_='check')",
+    ):
+        assert expected in text, expected
+
+    for command in (["upgrade", "head"], ["check"], ["downgrade", "base"], ["upgrade", "head"], ["check"]):
+        result = project.alembic(*command)
+        assert result.returncode == 0, (command, result.stdout + result.stderr)
+    assert project.rows("SELECT id, owner_id, code, qty FROM items ORDER BY id") == [(1, 1, "a", 3), (2, 2, "b", 4)]
+    assert project.rows("SELECT count(*) FROM children") == [(2,)]
