@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -133,3 +134,42 @@ def test_duckdb_settings_for_a_run(project: Project, tmp_path: Path) -> None:
     [(memory, threads, directory)] = rows(project.db, "settings")
     assert (memory, threads) == ("117.3 MiB", 1)  # DuckDB reports 123 MB in MiB
     assert directory == str(spill)
+
+
+def test_chunk_progress_shows_on_a_terminal(project: Project) -> None:
+    import os
+    import pty
+    import subprocess
+
+    project.write_revision(
+        "20250101000001",
+        None,
+        upgrade="""
+            op.execute("CREATE TABLE events AS SELECT range AS id, 0 AS n FROM range(5000)")
+            op.execute_in_chunks("UPDATE events SET n = 1 WHERE {chunk}", table='events', key='id', chunk_rows=500)
+        """,
+    )
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        [str(Path(__import__("sys").executable).parent / "alembic"), "-x", f"db={project.db}", "upgrade", "head"],
+        cwd=project.root,
+        env=project.env(COLUMNS="100", TERM="xterm"),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=follower,
+    )
+    os.close(follower)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        output += chunk
+    assert process.wait(timeout=120) == 0
+    os.close(leader)
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", output.decode(errors="replace"))
+    assert "events chunks" in text and "10/10" in text
+    assert rows(project.db, "events", "sum(n)") == [(5000,)]

@@ -344,3 +344,43 @@ def test_parents_of_a_rebuilt_table_stay_usable(project: Project) -> None:
     assert schema(project.db)["items"]["foreign_keys"] == [(("owner_id",), "people", ("id",))]
     assert rows(project.db, "people", "count(*)") == [(3,)]
     assert project.alembic("downgrade", "base").returncode == 0
+
+
+def test_sequences_and_generated_columns_survive_a_rebuild(project: Project) -> None:
+    project.write_revision(
+        "20250101000001",
+        None,
+        upgrade="""
+            op.create_table(
+                'jobs',
+                sa.Column('id', sa.Integer, primary_key=True),
+                sa.Column('hours', sa.Integer, nullable=False, server_default=sa.text('1')),
+                sa.Column('minutes', sa.Integer, sa.Computed('hours * 60')),
+                sa.Column('title', sa.String, comment='what to do'),
+            )
+            op.create_index('ix_jobs_title', 'jobs', ['title'])
+            op.execute("INSERT INTO jobs (hours, title) VALUES (2, 'a'), (3, 'b')")
+        """,
+    )
+    project.write_revision(
+        "20250101000002",
+        "20250101000001",
+        upgrade="""
+            op.alter_column('jobs', 'title', type_=sa.Text, nullable=False)
+            op.execute("INSERT INTO jobs (title) VALUES ('c')")
+        """,
+    )
+    assert project.alembic("upgrade", "20250101000001").returncode == 0
+    before = schema(project.db)["jobs"]
+    result = project.alembic("upgrade", "head")
+    assert result.returncode == 0, result.stderr
+    assert "rebuild change of jobs" in result.stderr
+    after = schema(project.db)["jobs"]
+    assert [c for c in after["columns"] if c[0] != "title"] == [c for c in before["columns"] if c[0] != "title"]
+    assert after["indexes"] == before["indexes"]
+    assert rows(project.db, "jobs", "id, hours, minutes, title") == [
+        (1, 2, 120, "a"),
+        (2, 3, 180, "b"),
+        (3, 1, 60, "c"),
+    ]
+    assert project.rows("SELECT comment FROM duckdb_columns() WHERE column_name = 'title'") == [("what to do",)]
