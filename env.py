@@ -2,6 +2,7 @@
 
 from alembic import context
 
+from ccdash_alembic.ccdash.model import metadata
 from ccdash_alembic.environment import run
 
-run(context)
+run(context, metadata)

@@ -19,7 +19,7 @@ import logging.config
 import sys
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -29,7 +29,7 @@ from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext, MigrationInfo, RevisionStep, StampStep
 from alembic.script import Script, ScriptDirectory
 
-from ccdash_alembic import __version__, checksum, database, history
+from ccdash_alembic import checksum, database, history
 from ccdash_alembic.autogen import name_dropped_constraints
 from ccdash_alembic.errors import ChecksumMismatch, MigrateError, MigrationFailed, first_line
 from ccdash_alembic.impl import SHADOW_OPTION
@@ -158,7 +158,10 @@ class _Runner:
         return migration_context
 
     def offline(self) -> None:
-        shadow = schema_copy(self.target.path)
+        # The script starts at base (an empty database) unless a start revision is given (``X:head``), in
+        # which case the database file is taken to be at that revision and its schema is the starting point.
+        starts_at_base = self.context.get_starting_revision_argument() is None
+        shadow = schema_copy(None if starts_at_base else self.target.path)
         try:
             self._configure(url=self.target.url, literal_binds=True, **{SHADOW_OPTION: shadow})
             with self.context.begin_transaction():
@@ -174,8 +177,8 @@ class _Runner:
                 with self.context.begin_transaction():
                     self.context.run_migrations()
             except Exception as error:
-                if self.failure is None or self.failure.error is not error:
-                    raise
+                if self.failure is None or self.failure.error is not error or isinstance(error, MigrateError):
+                    raise  # not a revision's failure, or a refusal: nothing was changed and nothing is recorded
                 self._record_failure(connection, migration_context, self.failure)
                 raise self._failed(self.failure) from error
             if connection.in_transaction():
@@ -232,13 +235,15 @@ class _Runner:
         self, ctx: MigrationContext, step: MigrationInfo, heads: Collection[Any], run_args: Mapping[str, Any]
     ) -> None:
         seconds = None if ctx.as_sql else self.last_seconds
-        self._record(ctx, _step_row(step, "success", seconds), heads)
+        row = _step_row(step, "success", seconds)
+        note, direction = history.take_annotation(ctx)
+        self._record(ctx, replace(row, note=note, direction=direction or row.direction), heads)
 
     def _record(self, ctx: MigrationContext, step: history.Step, heads: Iterable[str]) -> None:
         if not self._tables_ready:
             history.ensure_tables(ctx)
             self._tables_ready = True
-        history.record(ctx, step, heads, __version__)
+        history.record(ctx, step, heads)
 
     def _record_failure(
         self, connection: sa.Connection, migration_context: MigrationContext, failure: _Failure

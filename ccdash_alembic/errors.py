@@ -54,6 +54,14 @@ class MigrationFailed(MigrateError):
     exit_code = ExitCode.MIGRATION_FAILED
 
 
+class HistoryConflict(MigrateError):
+    exit_code = ExitCode.DATABASE_UNUSABLE
+
+
+class NotCCDash(MigrateError):
+    exit_code = ExitCode.NOT_CCDASH
+
+
 def first_line(error: BaseException) -> str:
     """The first non-empty line of an exception's text (DuckDB adds ``LINE 1: ...`` context below it)."""
     text = str(getattr(error, "orig", None) or error).strip()

@@ -28,24 +28,36 @@ def scratch() -> duckdb.DuckDBPyConnection:
     return connection
 
 
-def _column_refs(expression: str) -> list[tuple[list[str], int, int]]:
-    """``(name parts, start, length)`` of every column reference, positions relative to ``expression``."""
+def _tree(expression: str) -> Any:
     text = scratch().execute("SELECT json_serialize_sql($1)", [_PREFIX + expression]).fetchone()
     tree = json.loads(text[0]) if text else {"error": True}
     if tree.get("error"):
         raise ValueError(f"DuckDB cannot parse the expression {expression!r}")
-    return [(names, start - len(_PREFIX), length) for names, start, length in _walk(tree)]
+    return tree
 
 
-def _walk(node: Any) -> Iterator[tuple[list[str], int, int]]:
+def _nodes(node: Any) -> Iterator[dict[str, Any]]:
     if isinstance(node, dict):
-        if node.get("class") == "COLUMN_REF":
-            yield node["column_names"], node["query_location"], node["query_location_length"]
+        yield node
         for value in node.values():
-            yield from _walk(value)
+            yield from _nodes(value)
     elif isinstance(node, list):
         for value in node:
-            yield from _walk(value)
+            yield from _nodes(value)
+
+
+def _column_refs(expression: str) -> list[tuple[list[str], int, int]]:
+    """``(name parts, start, length)`` of every column reference, positions relative to ``expression``."""
+    return [
+        (node["column_names"], node["query_location"] - len(_PREFIX), node["query_location_length"])
+        for node in _nodes(_tree(expression))
+        if node.get("class") == "COLUMN_REF"
+    ]
+
+
+def has_subquery(expression: str) -> bool:
+    """Whether the expression contains a subquery (DuckDB's TRY() cannot wrap one)."""
+    return any(node.get("class") == "SUBQUERY" for node in _nodes(_tree(expression)))
 
 
 def columns_in(expression: str) -> set[str]:

@@ -1,9 +1,11 @@
 """The tables this layer keeps beside ``alembic_version``: ``migration_history`` and ``schema_version``.
 
-``migration_history`` is an append-only log, one row per step (up, down, stamp, and the acceptance of a
-changed file): what ran, its checksum and sources, how long it took, who ran it where, and whether it
-succeeded. ``status`` is the revision's state after the step: ``success`` (applied or stamped),
-``rolled_back`` (reverted by a downgrade) or ``failed`` (the step failed and its transaction was rolled back).
+``migration_history`` is an append-only log, one row per step: what ran, its checksum and sources, how long
+it took, who ran it where, and whether it succeeded. ``direction`` is ``up``, ``down``, ``stamp``,
+``baseline`` (an existing database adopted), ``accept`` (a changed file accepted), ``import`` (a row taken
+over from an earlier tool's history) or ``repair``. ``status`` is the revision's state after the step:
+``success`` (applied or stamped), ``rolled_back`` (reverted by a downgrade) or ``failed`` (the step failed
+and its transaction was rolled back). ``note`` says, in words, what a step found or did beyond running.
 
 ``schema_version`` holds one row: the applied head(s) (comma-separated, empty at base), a ``dirty`` flag and
 when it last changed. It is rewritten in the same transaction as every step, so it always agrees with
@@ -19,11 +21,16 @@ import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
+from weakref import WeakKeyDictionary
 
 import sqlalchemy as sa
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ddl as sa_ddl
+
+from ccdash_alembic.errors import HistoryConflict
+from ccdash_alembic.tabledef import literal
 
 HISTORY_TABLE = "migration_history"
 VERSION_TABLE = "schema_version"
@@ -47,6 +54,7 @@ migration_history = sa.Table(
     sa.Column("down_script", sa.Text),
     sa.Column("status", sa.String, nullable=False),
     sa.Column("error_message", sa.Text),
+    sa.Column("note", sa.Text),
     sa.Column("installed_by", sa.String),
     sa.Column("hostname", sa.String),
     sa.Column("tool_version", sa.String),
@@ -74,6 +82,20 @@ class Step:
     up_script: str | None = None
     down_script: str | None = None
     error_message: str | None = None
+    note: str | None = None
+
+
+_annotations: WeakKeyDictionary[MigrationContext, tuple[str, str | None]] = WeakKeyDictionary()
+
+
+def annotate(context: MigrationContext, note: str, direction: str | None = None) -> None:
+    """Attach a note (and, optionally, another direction) to the history row of the step now running."""
+    _annotations[context] = (note, direction)
+
+
+def take_annotation(context: MigrationContext) -> tuple[str | None, str | None]:
+    """The note and direction ``annotate`` left for the step that just ran, once."""
+    return _annotations.pop(context, (None, None))
 
 
 def utcnow() -> datetime:
@@ -82,14 +104,111 @@ def utcnow() -> datetime:
 
 
 def ensure_tables(context: MigrationContext) -> None:
-    """Create the history objects if absent (in the current transaction, or as ``--sql`` output)."""
+    """Create the history objects if absent (in the current transaction, or as ``--sql`` output), adopting
+    a ``migration_history`` an earlier tool left (CCDash's Go migrate tool made one with fewer columns)."""
     context.execute(sa_ddl.CreateSequence(history_sequence, if_not_exists=True))
+    existing = _columns(context.impl.catalog_connection(), HISTORY_TABLE)  # type: ignore[attr-defined]
+    if existing and "direction" not in existing:
+        _adopt(context, existing)
     context.execute(sa_ddl.CreateTable(migration_history, if_not_exists=True))
     context.execute(sa_ddl.CreateTable(schema_version, if_not_exists=True))
 
 
-def record(context: MigrationContext, step: Step, heads: Iterable[str], tool_version: str) -> None:
+def _columns(connection: Connection, table: str) -> list[str]:
+    rows = connection.exec_driver_sql(
+        "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database()"
+        f" AND schema_name = current_schema() AND table_name = '{table}' ORDER BY column_index"
+    )
+    return [r[0] for r in rows]
+
+
+def _adopt(context: MigrationContext, existing: list[str]) -> None:
+    """Take over an earlier tool's history: its rows become ``import`` rows, its dirty marks are resolved.
+
+    Rows are copied through a temporary table and counted before the old table may go. A mark of ``dirty``
+    means the tool stopped between writing the mark and clearing it; since that tool ran each migration in
+    a transaction, its history says whether the migration was applied (``success``) or rolled back, and the
+    mark is cleared with a ``repair`` row saying which.
+    """
+    ours = {c.name for c in migration_history.columns}
+    unknown = sorted(set(existing) - ours)
+    if unknown or "version" not in existing:
+        raise HistoryConflict(
+            f"the database has a migration_history table this tool did not make (columns {', '.join(existing)})",
+            "Rename or remove that table, then run again",
+        )
+    impl: Any = context.impl
+    shared = [c for c in existing if c not in ("id", "direction", "note")]
+    copied = ", ".join(shared)
+    order = "ORDER BY id" if "id" in existing else ""
+    source = "imported from the migration_history of an earlier migration tool (CCDash's Go migrate tool)"
+    dirty = _dirty_versions(impl.catalog_connection()) if not context.as_sql else []
+    impl.run_sql(
+        [
+            f"CREATE TEMP TABLE _ccdash_imported_history AS SELECT * FROM {HISTORY_TABLE}",
+            f"DROP TABLE {HISTORY_TABLE}",
+            f"DROP TABLE IF EXISTS {VERSION_TABLE}",
+        ]
+    )
+    context.execute(sa_ddl.CreateTable(migration_history))
+    context.execute(sa_ddl.CreateTable(schema_version))
+    impl.run_sql(
+        [
+            # new ids, in the old order: the old tool's sequence may be behind its own rows
+            f"INSERT INTO {HISTORY_TABLE} ({copied}, direction, note) SELECT {copied}, 'import', "
+            f"{literal(source)} FROM _ccdash_imported_history {order}",
+            f"UPDATE {HISTORY_TABLE} SET status = coalesce(status, 'success'), "
+            "applied_at = coalesce(applied_at, TIMESTAMP '1970-01-01') WHERE direction = 'import'",
+            f"SELECT error('imported history lost rows') WHERE (SELECT count(*) FROM {HISTORY_TABLE}) "
+            "<> (SELECT count(*) FROM _ccdash_imported_history)",
+            "DROP TABLE _ccdash_imported_history",
+        ]
+    )
+    for version, last_status in dirty:
+        outcome = (
+            "its history says it was applied"
+            if last_status == "success"
+            else "its history says it failed and was rolled back, so nothing of it is applied"
+            if last_status == "failed"
+            else "it has no history, so it was never applied"
+        )
+        record_only(
+            context,
+            Step(
+                version=version,
+                name="dirty mark of an earlier migration tool",
+                direction="repair",
+                status="success",
+                note=f"schema_version marked {version} dirty; {outcome}. The mark is cleared.",
+            ),
+        )
+
+
+def _dirty_versions(connection: Connection) -> list[tuple[str, str | None]]:
+    """Versions the earlier tool left dirty, with the status of their last history row."""
+    if "dirty" not in _columns(connection, VERSION_TABLE):
+        return []
+    rows = connection.exec_driver_sql(
+        f"SELECT v.version, (SELECT h.status FROM {HISTORY_TABLE} h WHERE h.version = v.version"
+        f" ORDER BY h.id DESC LIMIT 1) FROM {VERSION_TABLE} v WHERE v.dirty AND v.version <> '0' ORDER BY 1"
+    )
+    return [(r[0], r[1]) for r in rows]
+
+
+def record(context: MigrationContext, step: Step, heads: Iterable[str]) -> None:
     """Append ``step`` to the log and set ``schema_version`` to ``heads``, in the current transaction."""
+    record_only(context, step)
+    if step.status != "failed":
+        context.execute(schema_version.delete())
+        context.execute(
+            schema_version.insert().values(version=",".join(sorted(heads)), dirty=False, updated_at=utcnow())
+        )
+
+
+def record_only(context: MigrationContext, step: Step) -> None:
+    """Append ``step`` to the log."""
+    from ccdash_alembic import __version__
+
     now = utcnow()
     context.execute(
         migration_history.insert().values(
@@ -103,14 +222,12 @@ def record(context: MigrationContext, step: Step, heads: Iterable[str], tool_ver
             down_script=step.down_script,
             status=step.status,
             error_message=step.error_message,
+            note=step.note,
             installed_by=_user(),
             hostname=socket.gethostname(),
-            tool_version=tool_version,
+            tool_version=__version__,
         )
     )
-    if step.status != "failed":
-        context.execute(schema_version.delete())
-        context.execute(schema_version.insert().values(version=",".join(sorted(heads)), dirty=False, updated_at=now))
 
 
 def _user() -> str:
@@ -120,13 +237,10 @@ def _user() -> str:
         return "unknown"
 
 
-def has_history(connection: Connection) -> bool:
-    return sa.inspect(connection).has_table(HISTORY_TABLE)
-
-
 def recorded_checksums(connection: Connection) -> dict[str, str]:
-    """The checksum each revision was last applied, stamped or accepted with."""
-    if not has_history(connection):
+    """The checksum each revision was last applied, stamped or accepted with (none from an earlier tool's
+    history, which is adopted at the first step)."""
+    if "direction" not in _columns(connection, HISTORY_TABLE):
         return {}
     rows = connection.execute(
         sa.select(migration_history.c.version, migration_history.c.checksum)
@@ -138,3 +252,21 @@ def recorded_checksums(connection: Connection) -> dict[str, str]:
         .order_by(migration_history.c.id)
     )
     return {version: checksum for version, checksum in rows}
+
+
+def last_note(connection: Connection, version: str) -> str | None:
+    """The note of the revision's latest successful ``up`` step: what it found and did on this database,
+    for a downgrade that must know (none in ``--sql`` mode, where there are no rows to read)."""
+    if "note" not in _columns(connection, HISTORY_TABLE):
+        return None
+    row = connection.execute(
+        sa.select(migration_history.c.note)
+        .where(
+            migration_history.c.version == version,
+            migration_history.c.direction == "up",
+            migration_history.c.status == "success",
+        )
+        .order_by(migration_history.c.id.desc())
+        .limit(1)
+    ).first()
+    return row[0] if row else None

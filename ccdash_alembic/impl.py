@@ -37,14 +37,14 @@ from sqlalchemy.sql import ddl as sa_ddl
 from sqlalchemy.sql import sqltypes
 from sqlalchemy.sql.schema import ColumnCollectionConstraint
 
-from ccdash_alembic import catalog, rebuild, sqltext
+from ccdash_alembic import catalog, expressions, rebuild
+from ccdash_alembic.defaults import normalize_default
 from ccdash_alembic.dialect import column_sequence, implicit_sequences
 from ccdash_alembic.tabledef import Column, ForeignKey, Index, literal, qualified, quote
 from ccdash_alembic.types import canonical
 
 log = logging.getLogger(__name__)
 
-_NOW_SPELLINGS = {"now()", "current_timestamp", "get_current_timestamp()", "transaction_timestamp()"}
 SHADOW_OPTION = "ccdash_shadow"
 _CONSTRAINT_KINDS = {
     sa.PrimaryKeyConstraint: "primary",
@@ -52,35 +52,6 @@ _CONSTRAINT_KINDS = {
     sa.ForeignKeyConstraint: "foreignkey",
     sa.CheckConstraint: "check",
 }
-
-
-def normalize_default(text: str | None) -> str | None:
-    """A canonical spelling of a column default, so equal defaults compare equal."""
-    if text is None:
-        return None
-    previous = None
-    value = text.strip()
-    while value != previous:
-        previous = value
-        value = sqltext.strip_outer_parens(value)
-        value = sqltext.unwrap_cast(value) or value
-    literal = sqltext.string_literal(value)
-    if literal is not None:
-        value = literal
-        if not _is_number(literal):
-            return "'" + literal.replace("'", "''") + "'"
-    value = value.lower()
-    if value in _NOW_SPELLINGS:
-        return "current_timestamp"
-    return repr(float(value)) if _is_number(value) else value
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _is_plain_string(default: object) -> bool:
@@ -107,7 +78,7 @@ class DuckDBImpl(DefaultImpl):
 
     # --- running statements ---------------------------------------------------------------------------
 
-    def _catalog(self) -> Connection:
+    def catalog_connection(self) -> Connection:
         """Where the catalog is read: the database itself, or in ``--sql`` mode its schema-only shadow."""
         connection = self._shadow if self.as_sql else self.connection
         if connection is None:
@@ -124,7 +95,7 @@ class DuckDBImpl(DefaultImpl):
             self._shadow.exec_driver_sql(str(compiled))
         return result
 
-    def _run(self, statements: Sequence[str]) -> None:
+    def run_sql(self, statements: Sequence[str]) -> None:
         """Run SQL the planner wrote (not through ``text()``, whose ``:name`` binds would read colons in it)."""
         for statement in statements:
             if self.as_sql:
@@ -142,15 +113,22 @@ class DuckDBImpl(DefaultImpl):
         if not self.as_sql:
             self._check_rows(table_name, schema, changes)
         plan = rebuild.plan(
-            self._catalog(), table_name, changes, schema, dropped_index=table_name.lower() in self._dropped_index
+            self.catalog_connection(),
+            table_name,
+            changes,
+            schema,
+            dropped_index=table_name.lower() in self._dropped_index,
         )
         log.info("%s", plan)
-        self._run(plan.statements)
+        self.run_sql(plan.statements)
         if any(isinstance(c, rebuild.DropIndex) for c in changes):
             self._dropped_index.add(table_name.lower())
 
     def _check_rows(self, table_name: str, schema: str | None, changes: Sequence[rebuild.Change]) -> None:
-        """Refuse a type change or a NOT NULL the rows do not allow, naming them, before anything changes."""
+        """Refuse a type change or a NOT NULL the rows do not allow, naming them, before anything changes.
+
+        (A USING expression with a subquery cannot be tried row by row; the copy itself then reports a row that
+        does not convert.)"""
         assert self.connection is not None
         table = catalog.read_table(self.connection, table_name, schema)
         key = ", ".join(quote(c) for c in table.primary_key) or "rowid"
@@ -160,7 +138,7 @@ class DuckDBImpl(DefaultImpl):
                 continue
             column = quote(table.column(change.name).name)
             conditions = []
-            if change.type is not None:
+            if change.type is not None and not (change.using and expressions.has_subquery(change.using)):
                 converted = f"TRY({change.using})" if change.using else f"TRY_CAST({column} AS {change.type})"
                 conditions.append((f"{column} IS NOT NULL AND {converted} IS NULL", f"do not convert to {change.type}"))
             if change.nullable is False:
@@ -305,7 +283,7 @@ class DuckDBImpl(DefaultImpl):
     def drop_constraint(self, const: sa.Constraint, **kw: Any) -> None:
         table = const.table
         kind = next((k for cls, k in _CONSTRAINT_KINDS.items() if isinstance(const, cls)), None)
-        definition = catalog.read_table(self._catalog(), table.name, table.schema)
+        definition = catalog.read_table(self.catalog_connection(), table.name, table.schema)
         name = str(const.name) if const.name is not None else None
         self.change_table(table.name, [rebuild.find_constraint(definition, name, kind)], table.schema)
 
@@ -318,7 +296,7 @@ class DuckDBImpl(DefaultImpl):
         schema = index.table.schema if index.table is not None else None
         if table is None:
             row = (
-                self._catalog()
+                self.catalog_connection()
                 .exec_driver_sql(
                     f"SELECT table_name FROM duckdb_indexes() WHERE index_name = {literal(str(index.name))}"
                 )
@@ -377,7 +355,7 @@ class DuckDBImpl(DefaultImpl):
         if opname == "drop_constraint":
             const = args[0]
             kind = next((k for cls, k in _CONSTRAINT_KINDS.items() if isinstance(const, cls)), None)
-            definition = catalog.read_table(self._catalog(), table_name, schema)
+            definition = catalog.read_table(self.catalog_connection(), table_name, schema)
             return [rebuild.find_constraint(definition, str(const.name) if const.name else None, kind)]
         if opname == "create_index":
             return [rebuild.CreateIndex(self._index(args[0]))]
@@ -395,7 +373,7 @@ class DuckDBImpl(DefaultImpl):
         super().create_table(table, **kw)
 
     def drop_table(self, table: sa.Table, **kw: Any) -> None:
-        source = self._catalog() if not self.as_sql or self._shadow is not None else None
+        source = self.catalog_connection() if not self.as_sql or self._shadow is not None else None
         if source is not None:
             referencing = [t for t, _ in catalog.referencing(source, table.name, table.schema)]
             if referencing:
@@ -408,7 +386,7 @@ class DuckDBImpl(DefaultImpl):
         super().drop_table(table, **kw)
         for sequence in owned:
             self._exec(sa_ddl.DropSequence(sequence, if_exists=True))
-        self._run([f"DROP TYPE IF EXISTS {qualified(name, table.schema)}" for name in types])
+        self.run_sql([f"DROP TYPE IF EXISTS {qualified(name, table.schema)}" for name in types])
 
     def _owned_types(self, table: sa.Table, source: Connection | None) -> list[str]:
         """Named ENUM types only this table's columns use, which go with it (as they came with create_table)."""

@@ -5,8 +5,8 @@
   ``INSERT ... SELECT``) run as one statement per key range, so no single statement has to hold a whole large
   table; ``{chunk}`` in the SQL is replaced by the range condition. The ranges come from the key's own values
   (every ``chunk_rows``-th key), so any sortable key works, text included, and only the boundaries are held
-  in memory. Progress shows on a terminal. All chunks run in the revision's transaction, so the migration is
-  still all or nothing.
+  in memory; ``alias`` says how the SQL names the table, if it gives it one. Progress shows on a terminal.
+  All chunks run in the revision's transaction, so the migration is still all or nothing.
 """
 
 from __future__ import annotations
@@ -82,7 +82,9 @@ def _drop_sequence(operations: Operations, operation: DropSequenceOp) -> None:
 class ExecuteInChunksOp(MigrateOperation):
     """``op.execute_in_chunks("UPDATE t SET ... WHERE ... AND {chunk}", table="t", key="id")``."""
 
-    def __init__(self, sql: str, table: str, key: str, chunk_rows: int, schema: str | None) -> None:
+    def __init__(
+        self, sql: str, table: str, key: str, chunk_rows: int, schema: str | None, alias: str | None = None
+    ) -> None:
         if CHUNK_PLACEHOLDER not in sql:
             raise ValueError(f"execute_in_chunks needs {CHUNK_PLACEHOLDER} in its SQL, where the key range goes")
         if chunk_rows < 1:
@@ -92,6 +94,7 @@ class ExecuteInChunksOp(MigrateOperation):
         self.key = key
         self.chunk_rows = chunk_rows
         self.schema = schema
+        self.alias = alias
 
     @classmethod
     def execute_in_chunks(
@@ -102,13 +105,17 @@ class ExecuteInChunksOp(MigrateOperation):
         key: str,
         chunk_rows: int = 100_000,
         schema: str | None = None,
+        alias: str | None = None,
     ) -> None:
-        operations.invoke(cls(sql, table, key, chunk_rows, schema))
+        operations.invoke(cls(sql, table, key, chunk_rows, schema, alias))
 
 
-def chunk_conditions(connection: Any, table: str, key: str, chunk_rows: int, schema: str | None) -> list[str]:
-    """Key-range conditions covering every row of ``table`` (NULL keys in the last range), in key order."""
-    column = f"{qualified(table, schema)}.{quote(key)}"
+def chunk_conditions(
+    connection: Any, table: str, key: str, chunk_rows: int, schema: str | None, alias: str | None = None
+) -> list[str]:
+    """Key-range conditions covering every row of ``table`` (NULL keys in the last range), in key order, on
+    the key as the SQL names it (``alias.key`` when the SQL gives the table an alias)."""
+    column = f"{quote(alias) if alias else qualified(table, schema)}.{quote(key)}"
     boundaries = [
         row[0]
         for row in connection.exec_driver_sql(
@@ -139,7 +146,9 @@ def _execute_in_chunks(operations: Operations, operation: ExecuteInChunksOp) -> 
         operations.execute(sa.text(operation.sql.replace(CHUNK_PLACEHOLDER, "TRUE").replace(":", "\\:")))
         return
     connection = operations.get_bind()
-    conditions = chunk_conditions(connection, operation.table, operation.key, operation.chunk_rows, operation.schema)
+    conditions = chunk_conditions(
+        connection, operation.table, operation.key, operation.chunk_rows, operation.schema, operation.alias
+    )
     console = Console(stderr=True)
     with Progress(
         TextColumn(f"[bold]{operation.table}[/] chunks"),

@@ -11,12 +11,12 @@ tested, and it is the same statements whether run or written out by ``--sql``.
 - **native**: plain ``ALTER TABLE`` statements, when DuckDB allows every change in the table's current state
   (the rules are in ``_native``; ``tests/test_rebuild_rules.py`` checks them against DuckDB itself).
 - **rebuild**: the tables that reference the table by foreign key (the whole chain) are copied into
-  temporary tables and dropped, deepest first; the table is created with its new definition and filled
-  with one ``INSERT ... SELECT`` (under a scratch name then renamed, or, for a table with foreign keys of
-  its own, under its final name, see ``_copy_statements``); the referencing tables are created again,
-  parents first, and refilled; indexes are built after the copies;
-  comments are set again. Before the transaction can commit, every table's row count is compared with the
-  count taken before, and a difference raises an error inside DuckDB, which aborts the revision.
+  temporary tables; the table's rows are converted with one ``INSERT ... SELECT`` while every table still
+  exists (so a USING expression may read any of them); the referencing tables are dropped, deepest first,
+  then the old table; the new one takes its name (see ``_copy_statements``); the referencing tables are
+  created again, parents first, and refilled; indexes are built after the copies; comments are set again.
+  Before the transaction can commit, every table's row count is compared with the count taken before, and
+  a difference raises an error inside DuckDB, which aborts the revision.
 """
 
 from __future__ import annotations
@@ -286,8 +286,10 @@ def _alter(state: _State, change: AlterColumn) -> _State:
     if change.type is not None:
         column = replace(column, type=change.type, type_name=None)
         source = state.column_source(old.name)
-        if source is not None:
-            sources[key] = f"({change.using})" if change.using else f"CAST({source} AS {change.type})"
+        if change.using:
+            sources[key] = f"({change.using})"  # also fills a column added in the same change
+        elif source is not None:
+            sources[key] = f"CAST({source} AS {change.type})"
     if change.nullable is not None:
         column = replace(column, nullable=change.nullable)
     if not isinstance(change.default, _Keep):
@@ -526,10 +528,12 @@ def _rebuild(conn: Connection, old: TableDef, state: _State, reasons: list[str])
             f"CREATE TEMP TABLE {quote(TEMP_PREFIX + 'keep_' + dependent.name)} AS "
             f"SELECT * FROM {qualified(dependent.name, schema)}"
         )
+    while_all_exist, after_drop = _copy_statements(old, new, state)
+    statements += while_all_exist
     for dependent in reversed(dependents):
         statements.append(f"DROP TABLE {qualified(dependent.name, schema)}")
-
-    statements += _copy_statements(old, new, state)
+    statements.append(f"DROP TABLE {qualified(old.name, schema)}")
+    statements += after_drop
     recreated = [_retarget(d, old, state) for d in dependents]
     for dependent in recreated:
         stored = ", ".join(quote(c.name) for c in dependent.stored_columns())
@@ -552,37 +556,34 @@ def _rebuild(conn: Connection, old: TableDef, state: _State, reasons: list[str])
     return Plan(old.name, "rebuild", statements, reasons, [new.name, *(d.name for d in recreated)])
 
 
-def _copy_statements(old: TableDef, new: TableDef, state: _State) -> list[str]:
-    """Replace ``old`` by ``new`` holding the same rows, converted.
+def _copy_statements(old: TableDef, new: TableDef, state: _State) -> tuple[list[str], list[str]]:
+    """Replace ``old`` by ``new`` holding the same rows, converted: the statements to run while every other
+    table is still there (the conversion, so a USING expression may read any table), and those to run once
+    the referencing tables and ``old`` are dropped.
 
     DuckDB keeps a foreign key's parent pointing at the child's old name when the child is renamed (DELETE
     on the parent then fails with "Table with name ... does not exist", and the parent can no longer be
     dropped). So only a table without foreign keys is built under a scratch name and renamed; a table with
-    them is created under its final name: directly when that name is free (a renamed table), else after its
-    rows were moved to a temporary table (two copies).
+    them is created under its final name: directly when that name is free (a renamed table), else from a
+    temporary table holding its converted rows (two copies).
     """
     schema = old.schema
     targets = [c for c in new.stored_columns() if state.column_source(c.name) is not None]
     columns = ", ".join(quote(c.name) for c in targets)
-    sources = ", ".join(str(state.column_source(c.name)) for c in targets)
-    drop_old = f"DROP TABLE {qualified(old.name, schema)}"
+    converted = (
+        f"SELECT {', '.join(f'{state.column_source(c.name)} AS {quote(c.name)}' for c in targets)} "
+        f"FROM {qualified(old.name, schema)}"
+    )
     if not new.foreign_keys:
-        scratch = qualified(f"{TEMP_PREFIX}new_{new.name}", schema)
-        return [
-            new.create_sql(f"{TEMP_PREFIX}new_{new.name}"),
-            f"INSERT INTO {scratch} ({columns}) SELECT {sources} FROM {qualified(old.name, schema)}",
-            drop_old,
-            f"ALTER TABLE {scratch} RENAME TO {quote(new.name)}",
-        ]
-    insert = f"INSERT INTO {qualified(new.name, schema)} ({columns}) SELECT {sources} FROM "
+        scratch = f"{TEMP_PREFIX}new_{new.name}"
+        before = [new.create_sql(scratch), f"INSERT INTO {qualified(scratch, schema)} ({columns}) {converted}"]
+        return before, [f"ALTER TABLE {qualified(scratch, schema)} RENAME TO {quote(new.name)}"]
     if new.name.lower() != old.name.lower():
-        return [new.create_sql(), insert + qualified(old.name, schema), drop_old]
+        return [new.create_sql(), f"INSERT INTO {qualified(new.name, schema)} ({columns}) {converted}"], []
     keep = quote(f"{TEMP_PREFIX}keep_{old.name}")
-    return [
-        f"CREATE TEMP TABLE {keep} AS SELECT * FROM {qualified(old.name, schema)}",
-        drop_old,
+    return [f"CREATE TEMP TABLE {keep} AS {converted}"], [
         new.create_sql(),
-        insert + keep,
+        f"INSERT INTO {qualified(new.name, schema)} ({columns}) SELECT {columns} FROM {keep}",
         f"DROP TABLE {keep}",
     ]
 

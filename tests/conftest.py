@@ -150,3 +150,10 @@ def run_in_duckdb11(python: Path, db: Path, script: str) -> subprocess.Completed
     """Run ``script`` with ``con`` opened on ``db`` by DuckDB 1.1.3."""
     code = f"import duckdb\ncon = duckdb.connect({str(db)!r})\n{textwrap.dedent(script)}\ncon.close()\n"
     return subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=120)
+
+
+def repo_alembic(*args: str, db: Path, command: str = "alembic") -> subprocess.CompletedProcess[str]:
+    """Run the stock command from the repository root, with CCDash's own revisions, on ``db``."""
+    return subprocess.run(
+        [str(BIN / command), "-x", f"db={db}", *args], cwd=REPO, capture_output=True, text=True, timeout=600
+    )

@@ -14,6 +14,7 @@ import duckdb
 import sqlalchemy as sa
 
 import ccdash_alembic  # noqa: F401  (registers the dialect)
+from ccdash_alembic.defaults import normalize_default
 
 BASE_UPGRADE = '''
 op.execute("CREATE TABLE owners (id INTEGER PRIMARY KEY, name VARCHAR NOT NULL)")
@@ -47,7 +48,8 @@ LAYER_TABLES = ("alembic_version", "migration_history", "schema_version")
 
 
 def schema(path: Path) -> dict[str, Any]:
-    """Every table as SQLAlchemy reflects it, in comparable form (types as DuckDB names them)."""
+    """Every table as SQLAlchemy reflects it, in comparable form: defaults by meaning (DuckDB 1.1 wrote
+    ``false`` as ``CAST('f' AS BOOLEAN)``), everything else as reflected."""
     engine = sa.create_engine(f"duckdb:///{path}", poolclass=sa.NullPool)
     try:
         inspector = sa.inspect(engine)
@@ -57,7 +59,7 @@ def schema(path: Path) -> dict[str, Any]:
                 continue
             result[table] = {
                 "columns": [
-                    (c["name"], repr(c["type"]), c["nullable"], c["default"], c.get("comment"))
+                    (c["name"], repr(c["type"]), c["nullable"], normalize_default(c["default"]), c.get("comment"))
                     for c in inspector.get_columns(table)
                 ],
                 "primary_key": inspector.get_pk_constraint(table)["constrained_columns"],

@@ -45,8 +45,10 @@ sa.Index("ix_posts_user_published", posts.c.user_id, posts.c.published, unique=T
 
 def _use_model(project: Project, model: str) -> None:
     (project.root / "models.py").write_text(textwrap.dedent(model))
-    env = project.root / "env.py"
-    env.write_text(env.read_text().replace("run(context)", "from models import metadata\n\nrun(context, metadata)"))
+    (project.root / "env.py").write_text(
+        "from alembic import context\n\nfrom ccdash_alembic.environment import run\nfrom models import metadata\n\n"
+        "run(context, metadata)\n"
+    )
 
 
 def _create_from_model(project: Project) -> None:

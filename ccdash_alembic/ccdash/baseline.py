@@ -1,0 +1,58 @@
+"""The baseline: how any CCDash database, of any generation or shape, becomes CCDash's newest schema.
+
+The first revision of ``versions/`` calls ``upgrade``/``downgrade`` here. On an empty database the baseline
+creates the schema of CCDash's newest release; on an existing CCDash file it recognises the generation from
+the catalog and runs, in the revision's transaction, the start-up statements a newer CCDash would have run
+(missing tables, columns, indexes); a file that is not CCDash's is refused before anything is written. What
+was found and done is recorded in the baseline's ``migration_history`` row (direction ``baseline`` for an
+adopted file).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from ccdash_alembic import history
+from ccdash_alembic.ccdash import g9
+from ccdash_alembic.ccdash.recognise import Finding, recognise
+from ccdash_alembic.errors import NotCCDash
+
+# g9.TABLES in an order that drops no table while another still references it.
+_DROP_ORDER = (
+    "session_window_messages",
+    "messages",
+    "jobs",
+    "sessions",
+    "session_windows",
+    "projects",
+    "file_sync_state",
+)
+
+
+def plan(connection: Connection) -> Finding:
+    """What the baseline would find and do on this database (reads the catalog only)."""
+    return recognise(connection)
+
+
+def plan_for_new_database() -> Finding:
+    """What the baseline does where there is no database file yet."""
+    return Finding(missing_tables=list(g9.TABLES), missing_indexes=list(g9.INDEXES))
+
+
+def upgrade(op: Any) -> None:
+    finding = plan(op.get_context().impl.catalog_connection())
+    if finding.refusal:
+        raise NotCCDash(
+            f"this database cannot be adopted: {finding.refusal}",
+            "Point -x db (or CCDASH_DB_PATH) at a CCDash database file, or at a new file to start one; "
+            "nothing was changed",
+        )
+    op.get_context().impl.run_sql(finding.statements())
+    history.annotate(op.get_context(), finding.describe(), direction="up" if finding.empty else "baseline")
+
+
+def downgrade(op: Any) -> None:
+    for table in _DROP_ORDER:
+        op.drop_table(table)

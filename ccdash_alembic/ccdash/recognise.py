@@ -1,0 +1,271 @@
+"""Which CCDash schema generation a database file is at, and what differs from a clean install of it.
+
+Real files sit at nine generations (G1 to G9) and in shapes no clean install produces (columns appended by
+ALTER in another order, a legacy ``messages.session_window_id``, a half-applied start of v0.5.1-v0.5.4,
+CCDash's Go migration tool's tables). Everything is read from the catalog (tables, columns, indexes by name,
+never by position): recognition takes the same time whatever the data size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy.engine import Connection
+
+from ccdash_alembic.ccdash import g9
+
+RELEASES = {
+    "G1": "CCDash 0.1.0 to 0.1.4",
+    "G2": "CCDash 0.1.5 to 0.3.10",
+    "G3": "an unreleased CCDash build of 2025-07-27",
+    "G4": "CCDash 0.4.0 to 0.5.0",
+    "G5": "CCDash 0.5.1 to 0.5.9",
+    "G6": "an unreleased CCDash build of 2025-08-01 (projects)",
+    "G7": "an unreleased CCDash build of 2025-08-01 (sessions.project_id)",
+    "G8": "an unreleased CCDash build of 2025-08-01 (jobs)",
+    "G9": f"CCDash 0.6.0 to {g9.RELEASE.lstrip('v')}",
+}
+
+# Columns every generation that has the table has: a table missing one of them is not CCDash's.
+REQUIRED = {
+    "sessions": {
+        "id",
+        "project_name",
+        "project_path",
+        "start_time",
+        "end_time",
+        "total_input_tokens",
+        "total_output_tokens",
+        "total_tokens",
+        "message_count",
+        "status",
+        "created_at",
+    },
+    "messages": {
+        "id",
+        "session_id",
+        "parent_uuid",
+        "is_sidechain",
+        "user_type",
+        "message_type",
+        "message_role",
+        "model",
+        "content",
+        "input_tokens",
+        "cache_creation_input_tokens",
+        "cache_read_input_tokens",
+        "output_tokens",
+        "service_tier",
+        "request_id",
+        "timestamp",
+        "created_at",
+    },
+    "session_windows": {
+        "id",
+        "window_start",
+        "window_end",
+        "reset_time",
+        "total_input_tokens",
+        "total_output_tokens",
+        "total_tokens",
+        "message_count",
+        "session_count",
+        "is_active",
+        "created_at",
+        "updated_at",
+    },
+    "session_window_messages": {"id", "session_window_id", "message_id", "created_at"},
+    "projects": {
+        "id",
+        "name",
+        "path",
+        "description",
+        "repository_url",
+        "language",
+        "framework",
+        "is_active",
+        "created_at",
+        "updated_at",
+    },
+    "jobs": {
+        "id",
+        "project_id",
+        "command",
+        "execution_directory",
+        "yolo_mode",
+        "status",
+        "priority",
+        "created_at",
+        "started_at",
+        "completed_at",
+        "output_log",
+        "error_log",
+        "exit_code",
+        "pid",
+        "scheduled_at",
+        "schedule_type",
+    },
+    "file_sync_state": {
+        "file_path",
+        "last_modified",
+        "file_size",
+        "last_processed_line",
+        "processed_until",
+        "checksum",
+        "sync_status",
+        "last_sync_time",
+        "error_message",
+        "created_at",
+        "updated_at",
+    },
+}
+
+LEGACY_COLUMN = ("messages", "session_window_id")
+LEGACY_INDEX = "idx_messages_session_window_id"
+OWN_TABLES = {"alembic_version", "migration_history", "schema_version"}
+
+
+@dataclass
+class Finding:
+    """What a file is, what is unusual about it, and what the baseline must add to reach G9."""
+
+    generation: str | None = None  # None: an empty database
+    shapes: list[str] = field(default_factory=list)
+    missing_tables: list[str] = field(default_factory=list)
+    missing_columns: list[tuple[str, str]] = field(default_factory=list)
+    missing_indexes: list[str] = field(default_factory=list)
+    refusal: str | None = None
+
+    @property
+    def empty(self) -> bool:
+        return self.generation is None and self.refusal is None
+
+    def statements(self) -> list[str]:
+        """CCDash's own start-up statements that the file lacks, in CCDash's order."""
+        return (
+            [g9.TABLES[t] for t in self.missing_tables]
+            + [g9.ADDED_COLUMNS[c] for c in self.missing_columns]
+            + [g9.INDEXES[i] for i in self.missing_indexes]
+        )
+
+    def describe(self, done: bool = True) -> str:
+        """What was found and what was (``done``) or would be done, in one paragraph."""
+        if self.refusal:
+            return f"refused: {self.refusal}"
+        if self.empty:
+            return ("created" if done else "would create") + " the CCDash schema of " + RELEASES["G9"]
+        assert self.generation is not None
+        text = f"found schema generation {self.generation} ({RELEASES[self.generation]})"
+        if self.shapes:
+            text += "; " + "; ".join(self.shapes)
+        verbs = ("created", "added", "created") if done else ("would create", "would add", "would create")
+        actions = []
+        if self.missing_tables:
+            actions.append(f"{verbs[0]} tables " + ", ".join(self.missing_tables))
+        if self.missing_columns:
+            actions.append(f"{verbs[1]} columns " + ", ".join(f"{t}.{c}" for t, c in self.missing_columns))
+        if self.missing_indexes:
+            actions.append(f"{verbs[2]} indexes " + ", ".join(self.missing_indexes))
+        if not actions:
+            return f"{text}. It has everything {g9.RELEASE} has"
+        return f"{text}. To reach {g9.RELEASE}: " + "; ".join(actions)
+
+
+def _layout(conn: Connection) -> dict[str, list[str]]:
+    """Table name -> column names in order, for the current schema (temporary tables left out)."""
+    rows = conn.exec_driver_sql(
+        "SELECT table_name, column_name FROM duckdb_columns() WHERE database_name = current_database()"
+        " AND schema_name = current_schema() AND NOT internal ORDER BY table_name, column_index"
+    )
+    layout: dict[str, list[str]] = {}
+    for table, column in rows:
+        layout.setdefault(table.lower(), []).append(column.lower())
+    views = {
+        r[0].lower()
+        for r in conn.exec_driver_sql(
+            "SELECT view_name FROM duckdb_views() WHERE NOT internal AND database_name = current_database()"
+        )
+    }
+    return {t: c for t, c in layout.items() if t not in views}
+
+
+def _generation(layout: dict[str, list[str]]) -> str:
+    """The newest generation whose marker the file has (SUMMARY.md's recognition hints)."""
+    if "jobs" in layout:
+        return "G9" if "schedule_params" in layout["jobs"] else "G8"
+    if "project_id" in layout["sessions"]:
+        return "G7"
+    if "projects" in layout:
+        return "G6"
+    if "session_window_messages" in layout:
+        return "G5"
+    if "session_windows" in layout:
+        if "total_cost" in layout["session_windows"] and "total_cost" in layout["sessions"]:
+            return "G4"
+        return "G3" if "total_cost" in layout["sessions"] else "G2"
+    return "G1"
+
+
+def recognise(conn: Connection) -> Finding:
+    layout = _layout(conn)
+    ccdash_tables = [t for t in layout if t in REQUIRED]
+    others = sorted(t for t in layout if t not in REQUIRED and t not in OWN_TABLES)
+    if not ccdash_tables and not others:
+        return Finding(missing_tables=list(g9.TABLES), missing_indexes=list(g9.INDEXES))  # an empty database
+    if "sessions" not in layout:
+        return Finding(
+            refusal="it has tables (" + ", ".join(others or ccdash_tables) + ") but no CCDash sessions table, so it "
+            "is not a CCDash database"
+        )
+    if "last_activity" in layout["sessions"] or "cwd" in layout["sessions"]:
+        return Finding(
+            refusal="its tables were made by the initial-schema migration of CCDash's Go migrate tool "
+            "(20250801000000), a schema the CCDash server cannot use; start from a new database file"
+        )
+    for table in ccdash_tables:
+        lacking = sorted(REQUIRED[table] - set(layout[table]))
+        if lacking:
+            return Finding(
+                refusal=f"table {table} lacks {', '.join(lacking)}, which every CCDash release has, so it is not a "
+                "CCDash database"
+            )
+
+    indexes = {
+        r[0].lower()
+        for r in conn.exec_driver_sql(
+            "SELECT index_name FROM duckdb_indexes() WHERE database_name = current_database()"
+        )
+    }
+    finding = Finding(generation=_generation(layout))
+    finding.shapes = _shapes(layout, indexes, finding.generation, others)
+    finding.missing_tables = [t for t in g9.TABLES if t not in layout]
+    finding.missing_columns = [(t, c) for t, c in g9.ADDED_COLUMNS if t in layout and c not in layout[t]]
+    finding.missing_indexes = [i for i in g9.INDEXES if i not in indexes]
+    return finding
+
+
+def _shapes(layout: dict[str, list[str]], indexes: set[str], generation: str | None, others: list[str]) -> list[str]:
+    """What a clean install of the generation would not have."""
+    shapes = []
+    messages = layout.get("messages", [])
+    if LEGACY_COLUMN[1] in messages and generation not in ("G2", "G3", "G4"):
+        where = "3rd" if messages.index(LEGACY_COLUMN[1]) == 2 else "last"
+        shapes.append(f"legacy column messages.session_window_id ({where} column; CCDash no longer writes it)")
+    elif LEGACY_COLUMN[1] in messages and messages.index(LEGACY_COLUMN[1]) != 2:
+        shapes.append("messages.session_window_id is the last column (messages was created by CCDash 0.1.0-0.1.4)")
+    sessions = layout["sessions"]
+    if "total_cost" in sessions and sessions.index("total_cost") != sessions.index("message_count") + 1:
+        shapes.append("sessions.total_cost comes after created_at (sessions was created before that column existed)")
+    windows = layout.get("session_windows", [])
+    if "total_cost" in windows and windows[-1] == "total_cost":
+        shapes.append("session_windows.total_cost is the last column (added to an existing table)")
+    if (
+        "session_window_messages" in layout
+        and not {"idx_session_window_messages_window_id", "idx_session_window_messages_message_id"} & indexes
+    ):
+        shapes.append("session_window_messages has no indexes: a start of CCDash 0.5.1-0.5.4 failed on this file")
+    if "migration_history" in layout and "direction" not in layout["migration_history"]:
+        shapes.append("migration_history and schema_version were made by CCDash's Go migrate tool")
+    if others:
+        shapes.append("other tables left as they are: " + ", ".join(others))
+    return shapes
