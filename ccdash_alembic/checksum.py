@@ -31,9 +31,9 @@ def source_path(script: Script) -> Path:
     return path
 
 
-def sql_files(script: Script) -> dict[str, Path]:
+def sql_files(script: Script | Path) -> dict[str, Path]:
     """The SQL files beside a revision, by suffix, for revisions written as ``.up.sql``/``.down.sql``."""
-    stem = source_path(script).with_suffix("")
+    stem = (script if isinstance(script, Path) else source_path(script)).with_suffix("")
     found = {}
     for suffix in SQL_SUFFIXES:
         path = stem.with_name(stem.name + suffix)
@@ -43,9 +43,14 @@ def sql_files(script: Script) -> dict[str, Path]:
 
 
 def revision_checksum(script: Script) -> str:
+    return file_checksum(source_path(script))
+
+
+def file_checksum(source: Path) -> str:
+    """The checksum of the revision whose ``.py`` file is ``source``."""
     digest = hashlib.sha256()
-    digest.update(normalize(source_path(script).read_bytes()))
-    for suffix, path in sorted(sql_files(script).items()):
+    digest.update(normalize(source.read_bytes()))
+    for suffix, path in sorted(sql_files(source).items()):
         digest.update(b"\n--" + suffix.encode() + b"\n")
         digest.update(normalize(path.read_bytes()))
     return digest.hexdigest()

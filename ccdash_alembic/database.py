@@ -15,6 +15,9 @@ of a second process and the read-only status page depend on.
 from __future__ import annotations
 
 import os
+import re
+import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +26,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.pool import NullPool
 
-from ccdash_alembic.errors import DatabaseUnusable, UsageError, first_line
+from ccdash_alembic.errors import DatabaseUnusable, Locked, UsageError, first_line
 from ccdash_alembic.settings import Settings
+from ccdash_alembic.tabledef import literal
 
 ENV_VAR = "CCDASH_DB_PATH"
 DEFAULT_PATH = "~/.ccdash/ccdash.db"
@@ -112,15 +116,87 @@ def create_engine(target: Target, settings: Settings) -> Engine:
     return sa.create_engine(target.url, poolclass=NullPool, connect_args={"config": config} if config else {})
 
 
-def connect(engine: Engine, target: Target) -> Connection:
-    """Open a connection, turning DuckDB's refusals to open the file into one-line errors."""
+_HEADER_BYTES = 3 * 4096  # DuckDB's main header and two database headers come before the first block
+_HOLDER = re.compile(r"Conflicting lock is held in (?P<program>.+?) \(PID (?P<pid>\d+)\)")
+
+
+def connect(engine: Engine, target: Target, lock_timeout: float = 0.0) -> Connection:
+    """Open a connection, waiting up to ``lock_timeout`` seconds while another process holds the file.
+
+    Only one process may open a DuckDB file for writing; a second one is refused at once. The file lock is
+    therefore the mutex between migrations (and between a migration and a running CCDash): a second run
+    waits for the first, then sees what it did. DuckDB's other refusals become one-line errors.
+    """
+    deadline = time.monotonic() + lock_timeout
+    delay = 0.05
+    announced = False
+    while True:
+        try:
+            connection = engine.connect()
+        except sa.exc.DBAPIError as exc:
+            message = first_line(exc)
+            holder = _HOLDER.search(message)
+            if holder is None:
+                raise _unusable(target, message) from exc
+            if time.monotonic() >= deadline:
+                raise Locked(
+                    f"{target.describe()} is in use by {holder['program']} (PID {holder['pid']})"
+                    + (f" and stayed in use for {lock_timeout:g} s" if lock_timeout else ""),
+                    "Stop that program (a running CCDash server, a DuckDB shell) and run again, or wait longer "
+                    "with -x lock_timeout=SECONDS",
+                ) from exc
+            if not announced:
+                sys.stderr.write(
+                    f"Waiting for {holder['program']} (PID {holder['pid']}) to release the database "
+                    f"(up to {lock_timeout:g} s)\n"
+                )
+                announced = True
+            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            delay = min(delay * 2, 1.0)
+            continue
+        try:
+            _verify_complete(connection, target)
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
+
+def _verify_complete(connection: Connection, target: Target) -> None:
+    """Refuse a file shorter than its tables' data blocks need (a copy cut short, a full disk).
+
+    DuckDB reads blocks only when they are used, so such a file opens and fails later, in the middle of a
+    migration; the block layout (``pragma_storage_info``) tells at once, without reading the data.
+    """
+    if target.path is None:
+        return
     try:
-        return engine.connect()
+        block_size = connection.exec_driver_sql("SELECT block_size FROM pragma_database_size()").scalar()
+        tables = connection.exec_driver_sql(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() AND NOT temporary"
+        ).fetchall()
+        last = -1
+        for (table,) in tables:
+            found = connection.exec_driver_sql(
+                f"SELECT max(block_id) FROM pragma_storage_info({literal(table)}) WHERE block_id >= 0"
+            ).scalar()
+            last = max(last, int(found) if found is not None else -1)
+        connection.rollback()
     except sa.exc.DBAPIError as exc:
-        message = first_line(exc)
-        if "not a valid DuckDB database file" in message or "Could not read enough bytes" in message:
-            raise DatabaseUnusable(
-                f"{target.describe()} is not a readable DuckDB database ({message})",
-                "Check the path, or restore the file from a backup.",
-            ) from exc
-        raise DatabaseUnusable(f"cannot open {target.describe()}: {message}", "Fix the cause and run again.") from exc
+        raise _unusable(target, first_line(exc)) from exc
+    needed = _HEADER_BYTES + (last + 1) * int(block_size or 0)
+    size = target.path.stat().st_size
+    if last >= 0 and size < needed:
+        raise DatabaseUnusable(
+            f"{target.describe()} is truncated: it has {size} bytes, its data needs {needed}",
+            "Restore the file from a backup (ccdash-migrate restore)",
+        )
+
+
+def _unusable(target: Target, message: str) -> DatabaseUnusable:
+    if "not a valid DuckDB database file" in message or "Could not read enough bytes" in message:
+        return DatabaseUnusable(
+            f"{target.describe()} is not a readable DuckDB database ({message})",
+            "Check the path, or restore the file from a backup.",
+        )
+    return DatabaseUnusable(f"cannot open {target.describe()}: {message}", "Fix the cause and run again.")

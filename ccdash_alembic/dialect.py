@@ -24,6 +24,7 @@ from sqlalchemy.dialects import registry
 from sqlalchemy.dialects.postgresql.base import PGDDLCompiler
 from sqlalchemy.engine import Connection, reflection
 from sqlalchemy.engine.default import DefaultDialect
+from sqlalchemy.engine.interfaces import IsolationLevel
 from sqlalchemy.sql import ddl as sa_ddl
 from sqlalchemy.sql import sqltypes
 
@@ -144,6 +145,33 @@ class DuckDBDialect(duckdb_engine.Dialect):
     get_multi_check_constraints = DefaultDialect.get_multi_check_constraints  # type: ignore[assignment]
     get_multi_table_comment = DefaultDialect.get_multi_table_comment  # type: ignore[assignment]
     get_multi_table_options = DefaultDialect.get_multi_table_options  # type: ignore[assignment]
+
+    # Isolation levels: DuckDB runs every statement in a transaction (snapshot isolation); "AUTOCOMMIT" means
+    # this layer begins none, so each statement commits on its own. Alembic's autocommit_block() (used for
+    # revisions that declare themselves non-transactional) depends on it.
+    def get_isolation_level_values(self, dbapi_connection: Any) -> list[IsolationLevel]:
+        return ["SERIALIZABLE", "AUTOCOMMIT"]
+
+    def get_default_isolation_level(self, dbapi_connection: Any) -> IsolationLevel:  # type: ignore[override]
+        return "SERIALIZABLE"
+
+    def get_isolation_level(self, dbapi_connection: Any) -> IsolationLevel:
+        return "AUTOCOMMIT" if getattr(dbapi_connection, "ccdash_autocommit", False) else "SERIALIZABLE"
+
+    def set_isolation_level(self, dbapi_connection: Any, level: str) -> None:
+        dbapi_connection.ccdash_autocommit = level == "AUTOCOMMIT"
+
+    def do_begin(self, dbapi_connection: Any) -> None:
+        if not getattr(dbapi_connection, "ccdash_autocommit", False):
+            super().do_begin(dbapi_connection)
+
+    def do_commit(self, dbapi_connection: Any) -> None:
+        if not getattr(dbapi_connection, "ccdash_autocommit", False):
+            dbapi_connection.commit()
+
+    def do_rollback(self, dbapi_connection: Any) -> None:
+        if not getattr(dbapi_connection, "ccdash_autocommit", False):
+            super().do_rollback(dbapi_connection)
 
     def _get_default_schema_name(self, connection: Connection) -> str:
         return str(connection.exec_driver_sql("SELECT current_schema()").scalar())

@@ -16,6 +16,8 @@ In ``--sql`` mode the same steps are rendered as a script, history statements in
 from __future__ import annotations
 
 import logging.config
+import os
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
@@ -29,9 +31,17 @@ from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext, MigrationInfo, RevisionStep, StampStep
 from alembic.script import Script, ScriptDirectory
 
-from ccdash_alembic import checksum, database, history
+from ccdash_alembic import backup, checksum, database, history
 from ccdash_alembic.autogen import name_dropped_constraints
-from ccdash_alembic.errors import ChecksumMismatch, MigrateError, MigrationFailed, first_line
+from ccdash_alembic.errors import (
+    ChecksumMismatch,
+    DataLossRefused,
+    Dirty,
+    MigrateError,
+    MigrationFailed,
+    UsageError,
+    first_line,
+)
 from ccdash_alembic.impl import SHADOW_OPTION
 from ccdash_alembic.plugin import PLUGIN_NAME
 from ccdash_alembic.settings import Settings
@@ -47,9 +57,9 @@ def run(context: EnvironmentContext, target_metadata: sa.MetaData | None = None)
     line), errors are raised as ``MigrateError`` subclasses instead.
     """
     config = context.config
-    if config.cmd_opts is not None and config.config_file_name:
-        # As Alembic's own env.py templates do, but only on the command line: an application calling the
-        # Python API keeps its own logging setup.
+    if config.cmd_opts is not None and not getattr(config.cmd_opts, "quiet", False) and config.config_file_name:
+        # As Alembic's own env.py templates do, but only on the command line (and not with --quiet): an
+        # application calling the Python API keeps its own logging setup.
         logging.config.fileConfig(config.config_file_name, disable_existing_loggers=False)
     try:
         settings = Settings.load(config, context.get_x_argument(as_dictionary=True))
@@ -60,12 +70,26 @@ def run(context: EnvironmentContext, target_metadata: sa.MetaData | None = None)
             runner.offline()
         else:
             runner.online()
+    except SyntaxError as error:
+        _stop(
+            config,
+            UsageError(
+                f"revision file {error.filename} has a syntax error at line {error.lineno}: {error.msg}",
+                "Fix the file and run again; nothing was changed",
+            ),
+            error,
+        )
     except MigrateError as error:
-        options = config.cmd_opts
-        if options is None or getattr(options, "raiseerr", False):
-            raise
-        sys.stderr.write(error.line() + "\n")
-        raise SystemExit(int(error.exit_code)) from error
+        _stop(config, error, error)
+
+
+def _stop(config: Config, error: MigrateError, cause: BaseException) -> None:
+    """On the command line: one line and the error's exit code. Through the Python API: raise."""
+    options = config.cmd_opts
+    if options is None or getattr(options, "raiseerr", False):
+        raise error from (cause if cause is not error else None)
+    sys.stderr.write(error.line() + "\n")
+    raise SystemExit(int(error.exit_code)) from cause
 
 
 def _announce(config: Config, line: str) -> None:
@@ -113,12 +137,23 @@ class _TimedStep:
     def migration_fn(self, *args: Any, **kw: Any) -> Any:
         start = time.perf_counter()
         try:
-            return self._step.migration_fn(*args, **kw)
+            if _is_transactional(self._step):
+                result = self._step.migration_fn(*args, **kw)
+            else:
+                result = self._runner.run_outside_transaction(self._step, *args, **kw)
+            self._runner.refuse_data_loss()
+            return result
         except Exception as error:
             self._runner.failure = _Failure(self._step, time.perf_counter() - start, error)
             raise
         finally:
             self._runner.last_seconds = time.perf_counter() - start
+
+
+def _is_transactional(step: RevisionStep | StampStep) -> bool:
+    """A revision declares ``transactional = False`` for statements that must commit as they go."""
+    module = getattr(getattr(step, "revision", None), "module", None)
+    return getattr(module, "transactional", True) is not False
 
 
 class _Runner:
@@ -136,6 +171,8 @@ class _Runner:
         self.script: ScriptDirectory = context.script
         self.failure: _Failure | None = None
         self.last_seconds: float | None = None
+        self.changed = False
+        self.existed = False
         self._tables_ready = False
 
     def _configure(self, **kw: Any) -> MigrationContext:
@@ -150,7 +187,7 @@ class _Runner:
             process_revision_directives=name_dropped_constraints,
             **kw,
         )
-        migration_context = self.context.get_context()
+        migration_context = self.migration_context = self.context.get_context()
         # The steps are wrapped to time each revision and to know which one failed; Alembic offers no hook
         # before a step, and its step function is only reachable on the migration context.
         if migration_context._migrations_fn is not None:
@@ -170,8 +207,11 @@ class _Runner:
             shadow.close()
 
     def online(self) -> None:
+        self.existed = (
+            self.target.path is not None and self.target.path.exists() and self.target.path.stat().st_size > 0
+        )
         engine = database.create_engine(self.target, self.settings)
-        with database.connect(engine, self.target) as connection:
+        with database.connect(engine, self.target, self.settings.lock_timeout) as connection:
             migration_context = self._configure(connection=connection)
             try:
                 with self.context.begin_transaction():
@@ -180,9 +220,47 @@ class _Runner:
                 if self.failure is None or self.failure.error is not error or isinstance(error, MigrateError):
                     raise  # not a revision's failure, or a refusal: nothing was changed and nothing is recorded
                 self._record_failure(connection, migration_context, self.failure)
-                raise self._failed(self.failure) from error
+                failed = self._failed(self.failure)
+                self._run_failure_hook(failed)
+                raise failed from error
             if connection.in_transaction():
                 connection.commit()
+            if self.changed:
+                connection.exec_driver_sql("CHECKPOINT")  # the file alone holds the result; no log to replay
+
+    def _run_failure_hook(self, failed: MigrationFailed) -> None:
+        """Run the configured ``on_failure`` command, so operators can wire alerts."""
+        if not self.settings.on_failure or self.failure is None:
+            return
+        environment = {
+            **os.environ,
+            "CCDASH_MIGRATE_REVISION": self.failure.step.info.up_revision_id or "",
+            "CCDASH_MIGRATE_ERROR": failed.what,
+            "CCDASH_MIGRATE_DATABASE": str(self.target.path or self.target.url),
+        }
+        result = subprocess.run(self.settings.on_failure, shell=True, env=environment, check=False)
+        if result.returncode != 0:
+            sys.stderr.write(f"warning: the on_failure command exited with code {result.returncode}\n")
+
+    def run_outside_transaction(self, step: RevisionStep | StampStep, *args: Any, **kw: Any) -> Any:
+        """Run a non-transactional revision: each statement commits as it goes, with the database marked
+        dirty (naming the revision) until the step is recorded, so a failure or a crash is noticed."""
+        context = self.migration_context
+        with context.autocommit_block():
+            history.ensure_tables(context)
+            self._tables_ready = True
+            history.mark_dirty(context, step.info.up_revision_id or "")
+            return step.migration_fn(*args, **kw)
+
+    def refuse_data_loss(self) -> None:
+        """Stop the step (rolling it back) if it dropped data while that is not allowed."""
+        impl: Any = self.migration_context.impl
+        losses = impl.take_data_losses()
+        if losses:
+            raise DataLossRefused(
+                "this step would drop data: " + "; ".join(losses),
+                "Run again with -x confirm_data_loss=true, or with backups on (the default) so a copy is made first",
+            )
 
     def _wrap(
         self, fn: Callable[[tuple[str, ...], MigrationContext], Iterable[RevisionStep | StampStep]]
@@ -190,23 +268,43 @@ class _Runner:
         def steps(heads: tuple[str, ...], migration_context: MigrationContext) -> Iterator[Any]:
             planned = list(fn(heads, migration_context))
             if planned and not migration_context.as_sql:
+                self._refuse_when_dirty(migration_context)
                 self._verify_checksums(migration_context, heads)
+                self._back_up(migration_context, heads, planned)
             for step in planned:
                 yield _TimedStep(step, self)
 
         return steps
 
+    def _refuse_when_dirty(self, migration_context: MigrationContext) -> None:
+        assert migration_context.connection is not None
+        dirty = history.dirty_mark(migration_context.connection)
+        if dirty is not None:
+            version, since = dirty
+            raise Dirty(
+                f"the database is marked dirty: revision {version} ran outside a transaction and did not finish "
+                f"(since {since:%Y-%m-%d %H:%M} UTC)",
+                "Check the database, then run ccdash-migrate repair to clear the mark, "
+                "or restore a backup with ccdash-migrate restore",
+            )
+
+    def _back_up(
+        self, migration_context: MigrationContext, heads: tuple[str, ...], planned: list[RevisionStep | StampStep]
+    ) -> None:
+        """Copy the database before the first step that changes more than the version tables."""
+        impl: Any = migration_context.impl
+        impl.data_loss_allowed = self.settings.confirm_data_loss
+        self.changed = True
+        changes_data = any(not step.info.is_stamp for step in planned)
+        if changes_data and self.settings.backup and self.existed:
+            made = backup.create(self.target, self.settings, ",".join(sorted(heads)))
+            _announce(self.context.config, f"Backup: {made}")
+            impl.data_loss_allowed = True
+
     def _verify_checksums(self, migration_context: MigrationContext, heads: tuple[str, ...]) -> None:
         """Refuse to run when an applied revision's file differs from what was applied."""
         assert migration_context.connection is not None
-        recorded = history.recorded_checksums(migration_context.connection)
-        changed: list[tuple[Script, str, str]] = []
-        for script in self.script.revision_map.iterate_revisions(heads, "base"):
-            assert isinstance(script, Script)
-            old = recorded.get(script.revision)
-            new = checksum.revision_checksum(script)
-            if old is not None and old != new:
-                changed.append((script, old, new))
+        changed = history.changed_revisions(migration_context.connection, self.script, heads)
         if not changed:
             return
         if not self.settings.accept_changed:

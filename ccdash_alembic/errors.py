@@ -22,6 +22,8 @@ class ExitCode(IntEnum):
     NOT_CCDASH = 7
     DIRTY = 8
     DATA_LOSS = 9
+    PENDING = 10
+    INVALID_REVISIONS = 11
 
 
 class MigrateError(Exception):
@@ -54,8 +56,24 @@ class MigrationFailed(MigrateError):
     exit_code = ExitCode.MIGRATION_FAILED
 
 
+class Locked(MigrateError):
+    exit_code = ExitCode.LOCKED
+
+
+class Dirty(MigrateError):
+    exit_code = ExitCode.DIRTY
+
+
+class DataLossRefused(MigrateError):
+    exit_code = ExitCode.DATA_LOSS
+
+
 class HistoryConflict(MigrateError):
     exit_code = ExitCode.DATABASE_UNUSABLE
+
+
+class InvalidRevisions(MigrateError):
+    exit_code = ExitCode.INVALID_REVISIONS
 
 
 class NotCCDash(MigrateError):

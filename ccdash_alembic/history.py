@@ -26,9 +26,11 @@ from weakref import WeakKeyDictionary
 
 import sqlalchemy as sa
 from alembic.runtime.migration import MigrationContext
+from alembic.script import Script, ScriptDirectory
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ddl as sa_ddl
 
+from ccdash_alembic.checksum import revision_checksum
 from ccdash_alembic.errors import HistoryConflict
 from ccdash_alembic.tabledef import literal
 
@@ -270,3 +272,53 @@ def last_note(connection: Connection, version: str) -> str | None:
         .limit(1)
     ).first()
     return row[0] if row else None
+
+
+def mark_dirty(context: MigrationContext, version: str) -> None:
+    """Mark the database dirty while ``version`` runs outside a transaction (one statement, so the mark is
+    either fully there or not at all)."""
+    assert context.connection is not None
+    now = utcnow()
+    if context.connection.execute(sa.select(sa.func.count()).select_from(schema_version)).scalar():
+        context.execute(schema_version.update().values(version=version, dirty=True, updated_at=now))
+    else:
+        context.execute(schema_version.insert().values(version=version, dirty=True, updated_at=now))
+
+
+def dirty_mark(connection: Connection) -> tuple[str, datetime] | None:
+    """The revision a dirty mark names and when it was set, or None. (An earlier tool's dirty mark is not
+    this layer's: it is resolved when that tool's history is adopted.)"""
+    if "direction" not in _columns(connection, HISTORY_TABLE) or not _columns(connection, VERSION_TABLE):
+        return None
+    row = connection.execute(
+        sa.select(schema_version.c.version, schema_version.c.updated_at).where(schema_version.c.dirty)
+    ).first()
+    return (row[0], row[1]) if row else None
+
+
+def clear_dirty(context: MigrationContext, heads: Iterable[str], note: str) -> None:
+    """``ccdash-migrate repair``: clear the mark, keep the database at ``heads``, and say so in the log."""
+    dirty = dirty_mark(context.connection) if context.connection is not None else None
+    version = dirty[0] if dirty else ""
+    record(
+        context,
+        Step(version=version, name="repair of a dirty mark", direction="repair", status="success", note=note),
+        heads,
+    )
+
+
+def changed_revisions(
+    connection: Connection, script: ScriptDirectory, heads: Iterable[str]
+) -> list[tuple[Script, str, str]]:
+    """Applied revisions (``heads`` and their ancestors) whose file differs from what was recorded when they
+    were applied: ``(revision, recorded checksum, checksum now)``."""
+    recorded = recorded_checksums(connection)
+    changed = []
+    for revision in script.revision_map.iterate_revisions(tuple(heads), "base"):
+        assert isinstance(revision, Script)
+        old = recorded.get(revision.revision)
+        if old is not None:
+            new = revision_checksum(revision)
+            if new != old:
+                changed.append((revision, old, new))
+    return changed

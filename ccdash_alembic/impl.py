@@ -40,6 +40,7 @@ from sqlalchemy.sql.schema import ColumnCollectionConstraint
 from ccdash_alembic import catalog, expressions, rebuild
 from ccdash_alembic.defaults import normalize_default
 from ccdash_alembic.dialect import column_sequence, implicit_sequences
+from ccdash_alembic.errors import DataLossRefused
 from ccdash_alembic.tabledef import Column, ForeignKey, Index, literal, qualified, quote
 from ccdash_alembic.types import canonical
 
@@ -69,6 +70,8 @@ class DuckDBImpl(DefaultImpl):
         self._shadow: Connection | None = self.context_opts.get(SHADOW_OPTION)
         self._handled: set[int] = set()  # constraints already applied with their add_column
         self._dropped_index: set[str] = set()  # tables with an index dropped in the open transaction
+        self.data_loss_allowed = True  # the environment turns this off unless a backup was made or it is confirmed
+        self._data_losses: list[str] = []
         if self.connection is not None and not self.as_sql:
             event.listen(self.connection, "commit", self._transaction_ended)
             event.listen(self.connection, "rollback", self._transaction_ended)
@@ -77,6 +80,28 @@ class DuckDBImpl(DefaultImpl):
         self._dropped_index.clear()
 
     # --- running statements ---------------------------------------------------------------------------
+
+    def take_data_losses(self) -> list[str]:
+        """What the step dropped that held data, while dropping data is not allowed (then cleared)."""
+        losses, self._data_losses = self._data_losses, []
+        return losses
+
+    def _guard_data(self, table_name: str, schema: str | None, column: str | None = None) -> None:
+        """Note a dropped table or column that holds data, unless allowed; outside a transaction (nothing
+        could be rolled back) stop at once."""
+        if self.as_sql or self.data_loss_allowed or self.connection is None:
+            return
+        source = qualified(table_name, schema)
+        counted = f"count({quote(column)})" if column else "count(*)"
+        rows = int(self.connection.exec_driver_sql(f"SELECT {counted} FROM {source}").scalar() or 0)
+        if rows:
+            what = f"column {table_name}.{column} ({rows} values)" if column else f"table {table_name} ({rows} rows)"
+            self._data_losses.append(what)
+            if self.connection.get_isolation_level() == "AUTOCOMMIT":
+                raise DataLossRefused(
+                    f"this step would drop {what}",
+                    "Run again with -x confirm_data_loss=true, or with backups on so a copy is made first",
+                )
 
     def catalog_connection(self) -> Connection:
         """Where the catalog is read: the database itself, or in ``--sql`` mode its schema-only shadow."""
@@ -112,6 +137,9 @@ class DuckDBImpl(DefaultImpl):
             return
         if not self.as_sql:
             self._check_rows(table_name, schema, changes)
+            for change in changes:
+                if isinstance(change, rebuild.DropColumn):
+                    self._guard_data(table_name, schema, change.name)
         plan = rebuild.plan(
             self.catalog_connection(),
             table_name,
@@ -381,6 +409,7 @@ class DuckDBImpl(DefaultImpl):
                     f"cannot drop table {table.name}: {', '.join(sorted(set(referencing)))} "
                     "reference it by foreign key; drop those tables or their foreign keys first"
                 )
+        self._guard_data(table.name, table.schema)
         owned = self._owned_sequences(table, source)
         types = self._owned_types(table, source)
         super().drop_table(table, **kw)

@@ -42,6 +42,18 @@ class Settings:
     memory_limit: str | None = _option(None, "DuckDB memory_limit for the run, e.g. 2GB")
     threads: int | None = _option(None, "DuckDB threads for the run", int)
     temp_directory: str | None = _option(None, "where DuckDB spills data that does not fit in memory")
+    lock_timeout: float = _option(
+        60.0, "seconds to wait for another process (CCDash, another migration) to release the database", float
+    )
+    backup: bool = _option(True, "copy the database before an upgrade or downgrade changes it", _bool)
+    backup_dir: str | None = _option(None, "where backups go (default: beside the database)")
+    backup_keep: int = _option(5, "how many backups of the database to keep (older ones are removed)", int)
+    confirm_data_loss: bool = _option(
+        False, "let a step drop a table or column that holds data even when no backup was made", _bool
+    )
+    on_failure: str | None = _option(
+        None, "shell command run when a revision fails ($CCDASH_MIGRATE_REVISION, _ERROR, _DATABASE set)"
+    )
     accept_changed: bool = _option(
         False, "run although applied revision files changed; records their new checksums in the history", _bool
     )

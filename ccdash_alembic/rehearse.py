@@ -1,0 +1,165 @@
+"""``ccdash-migrate rehearse``: run the pending revisions for real, on a copy, and report what each did.
+
+The database is copied while this process holds a read-only connection to it (so nothing writes meanwhile,
+and nothing is written to it: the file keeps its bytes and its modification time). The revisions then run
+one at a time on the copy, through the same machinery as a real upgrade, and for each the report gives its
+run time, the rows each table gained and lost (compared with the copy as it was before that revision), and
+whether it succeeded. The copy is thrown away.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.script import Script, ScriptDirectory
+from sqlalchemy.pool import NullPool
+
+from ccdash_alembic import database
+from ccdash_alembic.errors import first_line
+from ccdash_alembic.history import OWN_TABLES
+from ccdash_alembic.settings import SECTION, Settings
+from ccdash_alembic.tabledef import literal, quote
+
+
+@dataclass
+class Rehearsal:
+    revision: str
+    name: str
+    status: str = "success"
+    milliseconds: int | None = None
+    changes: dict[str, tuple[int, int]] = field(default_factory=dict)  # table -> (rows gained, rows lost)
+    error: str | None = None
+
+
+def copy_database(target: database.Target, settings: Settings, destination: Path) -> None:
+    """Copy the file (and its log) while holding a read-only connection, so no one writes meanwhile."""
+    assert target.path is not None
+    engine = sa.create_engine(target.url, poolclass=NullPool, connect_args={"read_only": True})
+    with database.connect(engine, target, settings.lock_timeout):
+        shutil.copyfile(target.path, destination)
+        wal = Path(str(target.path) + ".wal")
+        if wal.exists():
+            shutil.copyfile(wal, Path(str(destination) + ".wal"))
+
+
+def _config_for(config: Config, copy: Path) -> Config:
+    """The same environment, pointed at the copy, with no backups and errors raised rather than printed."""
+    rehearsal = Config(
+        config.config_file_name,
+        ini_section=config.config_ini_section,
+        cmd_opts=argparse.Namespace(x=[], quiet=True, raiseerr=True),
+    )
+    rehearsal.set_section_option(SECTION, "db", str(copy))
+    rehearsal.set_section_option(SECTION, "backup", "false")
+    rehearsal.set_section_option(SECTION, "lock_timeout", "0")
+    return rehearsal
+
+
+def pending(config: Config, copy: Path, destination: str) -> list[tuple[str, str]]:
+    """``(revision, name)`` of each revision an upgrade to ``destination`` would run, in order."""
+    connection = duckdb.connect(str(copy), read_only=True)
+    try:
+        has_versions = connection.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'alembic_version'"
+        ).fetchone()
+        heads = (
+            tuple(r[0] for r in connection.execute("SELECT version_num FROM alembic_version").fetchall())
+            if has_versions and has_versions[0]
+            else ()
+        )
+    finally:
+        connection.close()
+    script = ScriptDirectory.from_config(config)
+    upcoming = script.revision_map.iterate_revisions(destination, heads or "base")
+    return [(r.revision, r.doc) for r in reversed(list(upcoming)) if isinstance(r, Script) and r.revision not in heads]
+
+
+def _tables(connection: duckdb.DuckDBPyConnection, database_name: str) -> dict[str, list[str]]:
+    rows = connection.execute(
+        "SELECT table_name, column_name FROM duckdb_columns() WHERE database_name = ? ORDER BY column_index",
+        [database_name],
+    ).fetchall()
+    tables: dict[str, list[str]] = {}
+    for table, column in rows:
+        if table not in OWN_TABLES:
+            tables.setdefault(table, []).append(column)
+    return tables
+
+
+def changes(before: Path, after: Path) -> dict[str, tuple[int, int]]:
+    """Rows each table gained and lost between two copies (an updated row counts as one lost, one gained)."""
+    connection = duckdb.connect(str(after), read_only=True)
+    try:
+        connection.execute(f"ATTACH {literal(str(before))} AS before (READ_ONLY)")
+        name = connection.execute("SELECT current_database()").fetchone()
+        now, then = _tables(connection, str(name[0]) if name else ""), _tables(connection, "before")
+        result = {}
+        for table in sorted(set(now) | set(then)):
+            common = [c for c in now.get(table, []) if c in then.get(table, [])]
+            if table not in then:
+                counted = connection.execute(f"SELECT count(*) FROM {quote(table)}").fetchone()
+                gained, lost = (counted[0] if counted else 0), 0
+            elif table not in now:
+                counted = connection.execute(f"SELECT count(*) FROM before.{quote(table)}").fetchone()
+                gained, lost = 0, (counted[0] if counted else 0)
+            else:
+                columns = ", ".join(quote(c) for c in common) or "1"
+                new = f"SELECT {columns} FROM {quote(table)}"
+                old = f"SELECT {columns} FROM before.{quote(table)}"
+                counts = connection.execute(
+                    f"SELECT (SELECT count(*) FROM ({new} EXCEPT ALL {old})),"
+                    f" (SELECT count(*) FROM ({old} EXCEPT ALL {new}))"
+                ).fetchone()
+                gained, lost = counts if counts else (0, 0)
+            if gained or lost:
+                result[table] = (int(gained), int(lost))
+        return result
+    finally:
+        connection.close()
+
+
+def rehearse(config: Config, settings: Settings, destination: str = "head") -> list[Rehearsal]:
+    """Run the revisions up to ``destination`` on a copy of the database, one by one, stopping at a failure."""
+    target = database.resolve(settings)
+    with tempfile.TemporaryDirectory(prefix="ccdash-rehearsal-") as folder:
+        copy, before = Path(folder) / "rehearsal.db", Path(folder) / "before.db"
+        if target.path is not None and target.path.exists():
+            copy_database(target, settings, copy)
+        connection = duckdb.connect(str(copy))  # a new, empty database when there is none yet
+        connection.execute("CHECKPOINT")  # folds a copied log into the file, so copies of the file are whole
+        connection.close()
+        rehearsal_config = _config_for(config, copy)
+        results = []
+        for revision, name in pending(config, copy, destination):
+            shutil.copyfile(copy, before)
+            result = Rehearsal(revision, name)
+            results.append(result)
+            try:
+                command.upgrade(rehearsal_config, revision)
+            except Exception as error:  # the rehearsal reports any failure instead of stopping on it
+                result.status, result.error = "failed", first_line(error)
+                break
+            result.milliseconds = _recorded_time(copy, revision)
+            result.changes = changes(before, copy)
+        return results
+
+
+def _recorded_time(copy: Path, revision: str) -> int | None:
+    connection = duckdb.connect(str(copy), read_only=True)
+    try:
+        row = connection.execute(
+            "SELECT execution_time_ms FROM migration_history WHERE version = ? AND direction IN ('up', 'baseline')"
+            " ORDER BY id DESC LIMIT 1",
+            [revision],
+        ).fetchone()
+        return int(row[0]) if row and row[0] is not None else None
+    finally:
+        connection.close()

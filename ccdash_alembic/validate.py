@@ -1,0 +1,177 @@
+"""``ccdash-migrate validate``: everything that can be checked before a run, without changing anything.
+
+- the revision files: each loads, has a unique id, follows ``<14-digit UTC timestamp>_<slug>.py`` with the
+  id equal to its timestamp, and names parents that exist; the graph has one head and no cycle;
+- SQL-file revisions' ``.up.sql``/``.down.sql``: parsed by DuckDB's parser;
+- against the database (when it exists): applied revisions whose file changed since (checksums), and
+  revisions older than the newest applied one that are not applied (out of order).
+
+Revision files are loaded directly (not through Alembic's revision map, which stops at the first problem),
+so every finding is reported at once.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import sqlalchemy as sa
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection
+
+from ccdash_alembic import checksum, history
+
+FILE_NAME = re.compile(r"^(?P<id>\d{14})_(?P<slug>[a-z0-9_]+)\.py$")
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str  # "file", "graph", "sql", "checksum", "order"
+    subject: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"kind": self.kind, "subject": self.subject, "message": self.message}
+
+
+@dataclass(frozen=True)
+class _Revision:
+    path: Path
+    revision: str
+    parents: tuple[str, ...]
+
+
+def revision_files(config: Config) -> list[Path]:
+    script = ScriptDirectory.from_config(config)
+    found: list[Path] = []
+    for folder in script.version_locations or [script.versions]:
+        found += sorted(p for p in Path(folder).glob("*.py") if not p.name.startswith("_"))
+    return found
+
+
+def _load(path: Path) -> object:
+    spec = importlib.util.spec_from_file_location(f"_ccdash_validate_{abs(hash(path))}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _parents(value: object) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    return tuple(str(v) for v in value)  # type: ignore[attr-defined]
+
+
+def check_files(config: Config) -> tuple[list[Finding], list[_Revision]]:
+    findings: list[Finding] = []
+    revisions: list[_Revision] = []
+    for path in revision_files(config):
+        try:
+            module = _load(path)
+        except SyntaxError as error:
+            findings.append(Finding("file", path.name, f"syntax error at line {error.lineno}: {error.msg}"))
+            continue
+        except Exception as error:  # a revision file that fails to import is a finding, whatever the reason
+            findings.append(Finding("file", path.name, f"cannot be loaded: {type(error).__name__}: {error}"))
+            continue
+        revision = getattr(module, "revision", None)
+        if not isinstance(revision, str):
+            findings.append(Finding("file", path.name, "has no revision id"))
+            continue
+        name = FILE_NAME.match(path.name)
+        if name is None:
+            findings.append(Finding("file", path.name, "is not named <14-digit UTC timestamp>_<slug>.py"))
+        elif name["id"] != revision:
+            findings.append(Finding("file", path.name, f"is named {name['id']} but its revision id is {revision}"))
+        revisions.append(_Revision(path, revision, _parents(getattr(module, "down_revision", None))))
+        findings += _sql_findings(path)
+    findings += _graph_findings(revisions)
+    return findings, revisions
+
+
+def _sql_findings(path: Path) -> list[Finding]:
+    findings = []
+    for suffix in checksum.SQL_SUFFIXES:
+        sql = path.with_name(path.name[: -len(".py")] + suffix)
+        if sql.exists():
+            try:
+                duckdb.extract_statements(sql.read_text())
+            except duckdb.Error as error:
+                first = str(error).strip().splitlines()[0]
+                findings.append(Finding("sql", sql.name, f"DuckDB cannot parse it: {first}"))
+    return findings
+
+
+def _graph_findings(revisions: list[_Revision]) -> list[Finding]:
+    findings = []
+    by_id: dict[str, _Revision] = {}
+    for revision in revisions:
+        if revision.revision in by_id:
+            findings.append(
+                Finding(
+                    "graph",
+                    revision.revision,
+                    f"is the id of both {by_id[revision.revision].path.name} and {revision.path.name}",
+                )
+            )
+        by_id.setdefault(revision.revision, revision)
+    for revision in revisions:
+        for parent in revision.parents:
+            if parent not in by_id:
+                findings.append(Finding("graph", revision.revision, f"names a parent {parent} that does not exist"))
+    children = {p for r in revisions for p in r.parents}
+    heads = sorted(r for r in by_id if r not in children)
+    if len(heads) > 1:
+        findings.append(Finding("graph", ", ".join(heads), f"{len(heads)} heads; merge them into one"))
+    cycle = _in_cycles(by_id)
+    if cycle:
+        findings.append(Finding("graph", ", ".join(cycle), "these revisions form a cycle"))
+    return findings
+
+
+def _in_cycles(by_id: dict[str, _Revision]) -> list[str]:
+    """Revisions on a cycle (or after one): what remains when revisions are taken base first."""
+    waiting = {r: {p for p in rev.parents if p in by_id} for r, rev in by_id.items()}
+    done: set[str] = set()
+    ready = [r for r, parents in waiting.items() if not parents]
+    while ready:
+        done.add(ready.pop())
+        ready += [r for r, parents in waiting.items() if r not in done and r not in ready and parents <= done]
+    return sorted(set(by_id) - done)
+
+
+def check_database(connection: Connection, revisions: list[_Revision]) -> list[Finding]:
+    """Drift and order against what the database says is applied (with the graph read from the files, so a
+    broken graph elsewhere does not hide drift)."""
+    if not sa.inspect(connection).has_table("alembic_version"):
+        return []
+    heads = [r[0] for r in connection.exec_driver_sql("SELECT version_num FROM alembic_version")]
+    by_id = {r.revision: r for r in revisions}
+    applied: set[str] = set()
+    pending = list(heads)
+    while pending:
+        current = pending.pop()
+        if current in by_id and current not in applied:
+            applied.add(current)
+            pending += by_id[current].parents
+    findings = [Finding("graph", h, "is applied but no revision file has that id") for h in heads if h not in by_id]
+    recorded = history.recorded_checksums(connection)
+    findings += [
+        Finding("checksum", r, f"{by_id[r].path.name} changed after it was applied")
+        for r in sorted(applied)
+        if recorded.get(r) is not None and recorded[r] != checksum.file_checksum(by_id[r].path)
+    ]
+    newest = max(applied, default="")
+    findings += [
+        Finding("order", r.revision, f"is older than the newest applied revision {newest} but is not applied")
+        for r in revisions
+        if r.revision not in applied and r.revision < newest
+    ]
+    return findings
