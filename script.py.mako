@@ -1,7 +1,7 @@
 <%
-    from ccdash_alembic.environment import revision_id_for
+    from ccdash_alembic.revision_ids import for_template
     parents = [down_revision] if isinstance(down_revision, str) else list(down_revision or ())
-    revision_id = revision_id_for(create_date, parents)
+    revision_id = for_template(up_revision, create_date, parents)
 %>\
 """${message}
 

@@ -2,11 +2,27 @@
 
 Importing the package makes Alembic work on DuckDB: it registers the DuckDB dialect (reflection from DuckDB's
 catalog), the Alembic implementation for it, and the operations Alembic lacks (``op.create_sequence``,
-``op.execute_in_chunks``...).
+``op.execute_in_chunks``...). ``upgrade()`` and ``status()`` are the Python API (``api.py``).
 """
+
+from typing import TYPE_CHECKING
 
 from ccdash_alembic import dialect, impl, ops
 
+if TYPE_CHECKING:
+    from ccdash_alembic.api import UpgradeResult, status, upgrade
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "dialect", "impl", "ops"]
+__all__ = ["UpgradeResult", "__version__", "dialect", "impl", "ops", "status", "upgrade"]
+_API = frozenset({"UpgradeResult", "status", "upgrade"})
+
+
+def __getattr__(name: str) -> object:
+    """The API is imported on first use: Alembic imports this package (its plugin) while Alembic itself is
+    still being imported, before the commands the API calls exist."""
+    if name in _API:
+        from ccdash_alembic import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'ccdash_alembic' has no attribute {name!r}")

@@ -23,23 +23,23 @@ def normalize(data: bytes) -> bytes:
     return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
 
 
-def source_path(script: Script) -> Path:
+def source_path(script: Script | Path) -> Path:
     """The ``.py`` file of a revision (Alembic may have loaded it from a ``.pyc``)."""
-    path = Path(script.path)
+    path = Path(script.path) if isinstance(script, Script) else script
     if path.suffix == ".pyc":
         path = path.with_suffix(".py")
     return path
 
 
+def sql_path(script: Script | Path, suffix: str) -> Path:
+    """Where a revision's SQL file with ``suffix`` (``.up.sql``, ``.down.sql``) is: beside its ``.py`` file."""
+    source = source_path(script)
+    return source.with_name(source.name[: -len(source.suffix)] + suffix)
+
+
 def sql_files(script: Script | Path) -> dict[str, Path]:
     """The SQL files beside a revision, by suffix, for revisions written as ``.up.sql``/``.down.sql``."""
-    stem = (script if isinstance(script, Path) else source_path(script)).with_suffix("")
-    found = {}
-    for suffix in SQL_SUFFIXES:
-        path = stem.with_name(stem.name + suffix)
-        if path.exists():
-            found[suffix] = path
-    return found
+    return {suffix: path for suffix in SQL_SUFFIXES if (path := sql_path(script, suffix)).exists()}
 
 
 def revision_checksum(script: Script) -> str:

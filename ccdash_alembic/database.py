@@ -116,6 +116,11 @@ def create_engine(target: Target, settings: Settings) -> Engine:
     return sa.create_engine(target.url, poolclass=NullPool, connect_args={"config": config} if config else {})
 
 
+def read_only_engine(target: Target) -> Engine:
+    """An engine that opens the file read-only: it reads while other readers do, and never changes the file."""
+    return sa.create_engine(target.url, poolclass=NullPool, connect_args={"read_only": True})
+
+
 _HEADER_BYTES = 3 * 4096  # DuckDB's main header and two database headers come before the first block
 _HOLDER = re.compile(r"Conflicting lock is held in (?P<program>.+?) \(PID (?P<pid>\d+)\)")
 
@@ -138,18 +143,17 @@ def connect(engine: Engine, target: Target, lock_timeout: float = 0.0) -> Connec
             holder = _HOLDER.search(message)
             if holder is None:
                 raise _unusable(target, message) from exc
+            holder_name = f"{holder['program']} (PID {holder['pid']})"
             if time.monotonic() >= deadline:
                 raise Locked(
-                    f"{target.describe()} is in use by {holder['program']} (PID {holder['pid']})"
+                    f"{target.describe()} is in use by {holder_name}"
                     + (f" and stayed in use for {lock_timeout:g} s" if lock_timeout else ""),
                     "Stop that program (a running CCDash server, a DuckDB shell) and run again, or wait longer "
                     "with -x lock_timeout=SECONDS",
+                    holder_name,
                 ) from exc
             if not announced:
-                sys.stderr.write(
-                    f"Waiting for {holder['program']} (PID {holder['pid']}) to release the database "
-                    f"(up to {lock_timeout:g} s)\n"
-                )
+                sys.stderr.write(f"Waiting for {holder_name} to release the database (up to {lock_timeout:g} s)\n")
                 announced = True
             time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
             delay = min(delay * 2, 1.0)

@@ -21,8 +21,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -31,7 +31,7 @@ from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext, MigrationInfo, RevisionStep, StampStep
 from alembic.script import Script, ScriptDirectory
 
-from ccdash_alembic import backup, checksum, database, history
+from ccdash_alembic import backup, checksum, database, history, output
 from ccdash_alembic.autogen import name_dropped_constraints
 from ccdash_alembic.errors import (
     ChecksumMismatch,
@@ -46,8 +46,6 @@ from ccdash_alembic.impl import SHADOW_OPTION
 from ccdash_alembic.plugin import PLUGIN_NAME
 from ccdash_alembic.settings import Settings
 from ccdash_alembic.shadow import schema_copy
-
-REVISION_ID_FORMAT = "%Y%m%d%H%M%S"
 
 
 def run(context: EnvironmentContext, target_metadata: sa.MetaData | None = None) -> None:
@@ -66,6 +64,7 @@ def run(context: EnvironmentContext, target_metadata: sa.MetaData | None = None)
         target = database.resolve(settings)
         _announce(config, f"Database: {target.describe()}")
         runner = _Runner(context, settings, target, target_metadata)
+        config.attributes[REPORT] = runner.report
         if context.is_offline_mode():
             runner.offline()
         else:
@@ -97,21 +96,18 @@ def _announce(config: Config, line: str) -> None:
         sys.stderr.write(line + "\n")
 
 
-def revision_id_for(create_date: datetime, parents: Iterable[str] = ()) -> str:
-    """The id of a new revision: the UTC time it was created, ``YYYYMMDDHHMMSS`` (used by script.py.mako).
-
-    A revision made in the same second as its parent would get the parent's id and break the revision
-    graph, so the id is then moved one second past the newest timestamp parent.
-    """
-    moment = create_date.astimezone(UTC).replace(microsecond=0)
-    stamps = [datetime.strptime(p, REVISION_ID_FORMAT).replace(tzinfo=UTC) for p in parents if _is_revision_id(p)]
-    if stamps and moment <= max(stamps):
-        moment = max(stamps) + timedelta(seconds=1)
-    return moment.strftime(REVISION_ID_FORMAT)
+REPORT = "ccdash_alembic.report"
 
 
-def _is_revision_id(text: str) -> bool:
-    return len(text) == 14 and text.isdigit()
+@dataclass
+class RunReport:
+    """What a run did, left in ``config.attributes[REPORT]`` for a caller of Alembic's Python API."""
+
+    database: str
+    before: tuple[str, ...] = ()  # the heads the database was at
+    after: tuple[str, ...] = ()  # and is at now
+    backup: Path | None = None
+    steps: list[history.Step] = field(default_factory=list)
 
 
 @dataclass
@@ -174,6 +170,7 @@ class _Runner:
         self.changed = False
         self.existed = False
         self._tables_ready = False
+        self.report = RunReport(target.describe())
 
     def _configure(self, **kw: Any) -> MigrationContext:
         self.context.configure(
@@ -225,6 +222,7 @@ class _Runner:
                 raise failed from error
             if connection.in_transaction():
                 connection.commit()
+            self.report.after = tuple(migration_context.get_current_heads())
             if self.changed:
                 connection.exec_driver_sql("CHECKPOINT")  # the file alone holds the result; no log to replay
 
@@ -267,12 +265,18 @@ class _Runner:
     ) -> Callable[[tuple[str, ...], MigrationContext], Iterator[Any]]:
         def steps(heads: tuple[str, ...], migration_context: MigrationContext) -> Iterator[Any]:
             planned = list(fn(heads, migration_context))
-            if planned and not migration_context.as_sql:
-                self._refuse_when_dirty(migration_context)
-                self._verify_checksums(migration_context, heads)
-                self._back_up(migration_context, heads, planned)
-            for step in planned:
-                yield _TimedStep(step, self)
+            self.report.before = self.report.after = tuple(heads)
+            if not planned or migration_context.as_sql:
+                yield from (_TimedStep(step, self) for step in planned)
+                return
+            self._refuse_when_dirty(migration_context)
+            self._verify_checksums(migration_context, heads)
+            self._back_up(migration_context, heads, planned)
+            with output.progress("Migrating", len(planned)) as advance:
+                for step in planned:
+                    advance(str(step), 0)
+                    yield _TimedStep(step, self)
+                    advance(str(step), 1)
 
         return steps
 
@@ -297,7 +301,7 @@ class _Runner:
         self.changed = True
         changes_data = any(not step.info.is_stamp for step in planned)
         if changes_data and self.settings.backup and self.existed:
-            made = backup.create(self.target, self.settings, ",".join(sorted(heads)))
+            made = self.report.backup = backup.create(self.target, self.settings, ",".join(sorted(heads)))
             _announce(self.context.config, f"Backup: {made}")
             impl.data_loss_allowed = True
 
@@ -335,7 +339,9 @@ class _Runner:
         seconds = None if ctx.as_sql else self.last_seconds
         row = _step_row(step, "success", seconds)
         note, direction = history.take_annotation(ctx)
-        self._record(ctx, replace(row, note=note, direction=direction or row.direction), heads)
+        row = replace(row, note=note, direction=direction or row.direction)
+        self._record(ctx, row, heads)
+        self.report.steps.append(row)
 
     def _record(self, ctx: MigrationContext, step: history.Step, heads: Iterable[str]) -> None:
         if not self._tables_ready:
@@ -362,8 +368,7 @@ class _Runner:
         direction = "upgrade" if info.is_upgrade else "downgrade"
         return MigrationFailed(
             f"{direction} of revision {revision}{f' ({name})' if name else ''} failed: {first_line(failure.error)}",
-            "Nothing of that revision was applied and the database is as it was before it; "
-            "fix the revision and run again",
+            "Nothing of that step was applied and the database is as it was before it; fix the revision and run again",
         )
 
 

@@ -59,6 +59,14 @@ class MigrationFailed(MigrateError):
 class Locked(MigrateError):
     exit_code = ExitCode.LOCKED
 
+    def __init__(self, what: str, todo: str, holder: str = "another process") -> None:
+        super().__init__(what, todo)
+        self.holder = holder  # "program (PID n)", for a status that reports the file in use
+
+
+class Pending(MigrateError):
+    exit_code = ExitCode.PENDING
+
 
 class Dirty(MigrateError):
     exit_code = ExitCode.DIRTY

@@ -116,6 +116,11 @@ def ensure_tables(context: MigrationContext) -> None:
     context.execute(sa_ddl.CreateTable(schema_version, if_not_exists=True))
 
 
+def is_ours(connection: Connection) -> bool:
+    """Whether this layer's history is there (not absent, and not an earlier tool's not yet adopted)."""
+    return "direction" in _columns(connection, HISTORY_TABLE)
+
+
 def _columns(connection: Connection, table: str) -> list[str]:
     rows = connection.exec_driver_sql(
         "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database()"
@@ -242,7 +247,7 @@ def _user() -> str:
 def recorded_checksums(connection: Connection) -> dict[str, str]:
     """The checksum each revision was last applied, stamped or accepted with (none from an earlier tool's
     history, which is adopted at the first step)."""
-    if "direction" not in _columns(connection, HISTORY_TABLE):
+    if not is_ours(connection):
         return {}
     rows = connection.execute(
         sa.select(migration_history.c.version, migration_history.c.checksum)
@@ -288,7 +293,7 @@ def mark_dirty(context: MigrationContext, version: str) -> None:
 def dirty_mark(connection: Connection) -> tuple[str, datetime] | None:
     """The revision a dirty mark names and when it was set, or None. (An earlier tool's dirty mark is not
     this layer's: it is resolved when that tool's history is adopted.)"""
-    if "direction" not in _columns(connection, HISTORY_TABLE) or not _columns(connection, VERSION_TABLE):
+    if not is_ours(connection) or not _columns(connection, VERSION_TABLE):
         return None
     row = connection.execute(
         sa.select(schema_version.c.version, schema_version.c.updated_at).where(schema_version.c.dirty)

@@ -11,15 +11,13 @@
 
 from __future__ import annotations
 
-import sys
 from itertools import pairwise
 from typing import Any
 
 import sqlalchemy as sa
 from alembic.operations import MigrateOperation, Operations
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from ccdash_alembic.output import progress
 from ccdash_alembic.tabledef import literal, qualified, quote
 
 CHUNK_PLACEHOLDER = "{chunk}"
@@ -149,17 +147,7 @@ def _execute_in_chunks(operations: Operations, operation: ExecuteInChunksOp) -> 
     conditions = chunk_conditions(
         connection, operation.table, operation.key, operation.chunk_rows, operation.schema, operation.alias
     )
-    console = Console(stderr=True)
-    with Progress(
-        TextColumn(f"[bold]{operation.table}[/] chunks"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-        disable=not console.is_terminal or not sys.stderr.isatty(),
-    ) as progress:
-        task = progress.add_task("chunks", total=len(conditions))
+    with progress(f"{operation.table} chunks", len(conditions)) as advance:
         for condition in conditions:
             connection.exec_driver_sql(operation.sql.replace(CHUNK_PLACEHOLDER, f"({condition})"))
-            progress.advance(task)
+            advance("", 1)

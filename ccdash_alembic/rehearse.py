@@ -9,23 +9,20 @@ whether it succeeded. The copy is thrown away.
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
-import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.script import Script, ScriptDirectory
-from sqlalchemy.pool import NullPool
 
 from ccdash_alembic import database
 from ccdash_alembic.errors import first_line
 from ccdash_alembic.history import OWN_TABLES
-from ccdash_alembic.settings import SECTION, Settings
+from ccdash_alembic.settings import Settings, program_config
 from ccdash_alembic.tabledef import literal, quote
 
 
@@ -42,7 +39,7 @@ class Rehearsal:
 def copy_database(target: database.Target, settings: Settings, destination: Path) -> None:
     """Copy the file (and its log) while holding a read-only connection, so no one writes meanwhile."""
     assert target.path is not None
-    engine = sa.create_engine(target.url, poolclass=NullPool, connect_args={"read_only": True})
+    engine = database.read_only_engine(target)
     with database.connect(engine, target, settings.lock_timeout):
         shutil.copyfile(target.path, destination)
         wal = Path(str(target.path) + ".wal")
@@ -52,15 +49,12 @@ def copy_database(target: database.Target, settings: Settings, destination: Path
 
 def _config_for(config: Config, copy: Path) -> Config:
     """The same environment, pointed at the copy, with no backups and errors raised rather than printed."""
-    rehearsal = Config(
+    assert config.config_file_name is not None
+    return program_config(
         config.config_file_name,
+        {"db": copy, "backup": False, "lock_timeout": 0},
         ini_section=config.config_ini_section,
-        cmd_opts=argparse.Namespace(x=[], quiet=True, raiseerr=True),
     )
-    rehearsal.set_section_option(SECTION, "db", str(copy))
-    rehearsal.set_section_option(SECTION, "backup", "false")
-    rehearsal.set_section_option(SECTION, "lock_timeout", "0")
-    return rehearsal
 
 
 def pending(config: Config, copy: Path, destination: str) -> list[tuple[str, str]]:

@@ -6,8 +6,10 @@ name is refused instead of silently ignored, and ``ccdash-migrate options`` prin
 
 from __future__ import annotations
 
+from argparse import Namespace
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from alembic.config import Config
@@ -82,3 +84,14 @@ class Settings:
     def describe(cls) -> list[tuple[str, str, str]]:
         """``(name, default, help)`` for every option."""
         return [(f.name, str(f.default), f.metadata["help"]) for f in fields(cls)]
+
+
+def program_config(config_file: str | Path, options: Mapping[str, object], ini_section: str = "alembic") -> Config:
+    """A configuration for running commands from a program (the Python API, a rehearsal): ``options`` set as
+    if written in ``[ccdash_alembic]``, nothing printed, logging left to the program, errors raised."""
+    config = Config(str(config_file), ini_section=ini_section, cmd_opts=Namespace(x=[], quiet=True, raiseerr=True))
+    for name, value in options.items():
+        if value is not None:
+            text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+            config.set_section_option(SECTION, name, text.replace("%", "%%"))
+    return config

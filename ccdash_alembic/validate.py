@@ -2,9 +2,10 @@
 
 - the revision files: each loads, has a unique id, follows ``<14-digit UTC timestamp>_<slug>.py`` with the
   id equal to its timestamp, and names parents that exist; the graph has one head and no cycle;
-- SQL-file revisions' ``.up.sql``/``.down.sql``: parsed by DuckDB's parser;
-- against the database (when it exists): applied revisions whose file changed since (checksums), and
-  revisions older than the newest applied one that are not applied (out of order).
+- SQL-file revisions' ``.up.sql``/``.down.sql``: parsed by DuckDB's parser, with no transaction statements;
+- against the database (when it exists): applied revisions whose file changed since (checksums), revisions
+  older than the newest applied one that are not applied and do not follow it (merged in out of order), and
+  the database's state: a dirty mark, an unresolved failure, pending revisions.
 
 Revision files are loaded directly (not through Alembic's revision map, which stops at the first problem),
 so every finding is reported at once.
@@ -23,14 +24,16 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
-from ccdash_alembic import checksum, history
+from ccdash_alembic import checksum, history, sqlfiles
+from ccdash_alembic.errors import ExitCode
+from ccdash_alembic.state import Status
 
 FILE_NAME = re.compile(r"^(?P<id>\d{14})_(?P<slug>[a-z0-9_]+)\.py$")
 
 
 @dataclass(frozen=True)
 class Finding:
-    kind: str  # "file", "graph", "sql", "checksum", "order"
+    kind: str  # "file", "graph", "sql", "checksum", "order", "dirty", "failed", "pending"
     subject: str
     message: str
 
@@ -98,14 +101,14 @@ def check_files(config: Config) -> tuple[list[Finding], list[_Revision]]:
 
 def _sql_findings(path: Path) -> list[Finding]:
     findings = []
-    for suffix in checksum.SQL_SUFFIXES:
-        sql = path.with_name(path.name[: -len(".py")] + suffix)
-        if sql.exists():
-            try:
-                duckdb.extract_statements(sql.read_text())
-            except duckdb.Error as error:
-                first = str(error).strip().splitlines()[0]
-                findings.append(Finding("sql", sql.name, f"DuckDB cannot parse it: {first}"))
+    for sql in checksum.sql_files(path).values():
+        try:
+            sqlfiles.statements(sql.read_text(encoding="utf-8-sig"))
+        except duckdb.Error as error:
+            first = str(error).strip().splitlines()[0]
+            findings.append(Finding("sql", sql.name, f"DuckDB cannot parse it: {first}"))
+        except ValueError as error:
+            findings.append(Finding("sql", sql.name, str(error)))
     return findings
 
 
@@ -168,10 +171,65 @@ def check_database(connection: Connection, revisions: list[_Revision]) -> list[F
         for r in sorted(applied)
         if recorded.get(r) is not None and recorded[r] != checksum.file_checksum(by_id[r].path)
     ]
+    descendants = _descendants(applied, revisions)
     newest = max(applied, default="")
     findings += [
-        Finding("order", r.revision, f"is older than the newest applied revision {newest} but is not applied")
+        Finding(
+            "order",
+            r.revision,
+            f"is older than the newest applied revision {newest}, is not applied, and does not follow it",
+        )
         for r in revisions
-        if r.revision not in applied and r.revision < newest
+        if r.revision not in applied and r.revision not in descendants and r.revision < newest
     ]
     return findings
+
+
+def _descendants(revisions_of: set[str], revisions: list[_Revision]) -> set[str]:
+    """Revisions that come after any of ``revisions_of`` in the graph: these run next, in graph order,
+    whatever their timestamps (an imported directory keeps its older ones)."""
+    children: dict[str, list[str]] = {}
+    for revision in revisions:
+        for parent in revision.parents:
+            children.setdefault(parent, []).append(revision.revision)
+    found: set[str] = set()
+    waiting = [c for r in revisions_of for c in children.get(r, [])]
+    while waiting:
+        current = waiting.pop()
+        if current not in found:
+            found.add(current)
+            waiting += children.get(current, [])
+    return found
+
+
+def state_findings(state: Status) -> list[Finding]:
+    """What the database's state asks of an operator: a dirty mark, an unresolved failure, pending revisions."""
+    findings = []
+    if state.dirty is not None:
+        version, since = state.dirty
+        findings.append(Finding("dirty", version, f"left the database marked dirty (since {since:%Y-%m-%d %H:%M} UTC)"))
+    if state.last_failure is not None:
+        failure = state.last_failure
+        findings.append(
+            Finding(
+                "failed", failure.version, f"failed at {failure.applied_at:%Y-%m-%d %H:%M} UTC: {failure.error_message}"
+            )
+        )
+    if state.exists and state.in_use_by is None:
+        findings += [Finding("pending", r.revision, f"is not applied ({r.name})") for r in state.pending]
+    return findings
+
+
+# What ``validate`` exits with, most urgent finding first: a CI job can tell the cases apart.
+EXIT_CODES = [
+    ({"checksum"}, ExitCode.CHECKSUM_MISMATCH),
+    ({"file", "graph", "sql"}, ExitCode.INVALID_REVISIONS),
+    ({"dirty"}, ExitCode.DIRTY),
+    ({"failed"}, ExitCode.MIGRATION_FAILED),
+    ({"pending", "order"}, ExitCode.PENDING),
+]
+
+
+def exit_code(findings: list[Finding]) -> ExitCode:
+    kinds = {f.kind for f in findings}
+    return next((code for group, code in EXIT_CODES if kinds & group), ExitCode.OK)

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from conftest import REPO, Project
 
-from ccdash_alembic.environment import revision_id_for
+from ccdash_alembic.revision_ids import next_id
 
 
 def test_revision_file_is_named_and_identified_by_its_utc_timestamp(project: Project) -> None:
@@ -38,10 +38,10 @@ def test_revision_chain_and_same_second(project: Project) -> None:
 
 def test_next_id_moves_past_a_parent_from_the_same_second() -> None:
     now = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-    assert revision_id_for(now, ()) == "20260102030405"
-    assert revision_id_for(now, ["20260102030405"]) == "20260102030406"
-    assert revision_id_for(now, ["20260102030500", "abc"]) == "20260102030501"
-    assert revision_id_for(now + timedelta(hours=2), ["20260102030405"]) == "20260102050405"
+    assert next_id(now, ()) == "20260102030405"
+    assert next_id(now, ["20260102030405"]) == "20260102030406"
+    assert next_id(now, ["20260102030500", "abc"]) == "20260102030501"
+    assert next_id(now + timedelta(hours=2), ["20260102030405"]) == "20260102050405"
 
 
 def test_generated_revision_passes_ruff_and_mypy(project: Project) -> None:
