@@ -167,7 +167,7 @@ def status(config: Config, json_output: bool = False) -> None:
     output.table(
         ["Revision", "State", "Time", "Name"],
         [[r.revision, r.state, _milliseconds(r.execution_time_ms), r.name] for r in state.revisions],
-        [output.STYLES.get(r.state) for r in state.revisions],
+        [r.state for r in state.revisions],
     )
 
 
@@ -196,7 +196,7 @@ def history(config: Config, json_output: bool = False, slowest: bool = False) ->
             ]
             for s in steps
         ],
-        [output.STYLES.get(s.status) for s in steps],
+        [s.status for s in steps],
     )
 
 

@@ -37,14 +37,15 @@ def _console() -> Console:
     return Console(highlight=False)
 
 
-def table(columns: Sequence[str], rows: Sequence[Sequence[str]], styles: Sequence[str | None] = ()) -> None:
-    """Print rows under column headings; ``styles`` gives each row's style on a terminal (by the row's index)."""
+def table(columns: Sequence[str], rows: Sequence[Sequence[str]], states: Sequence[str | None] = ()) -> None:
+    """Print rows under column headings; ``states`` gives each row's state word (a key of ``STYLES``), which
+    colours it on a terminal."""
     if is_terminal():
         rendered = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False)
         for name in columns:
             rendered.add_column(name, overflow="fold")
         for index, row in enumerate(rows):
-            rendered.add_row(*row, style=styles[index] if index < len(styles) else None)
+            rendered.add_row(*row, style=STYLES.get(states[index] or "") if index < len(states) else None)
         _console().print(rendered)
         return
     widths = [max([len(name), *(len(row[i]) for row in rows)]) for i, name in enumerate(columns)]
@@ -53,13 +54,13 @@ def table(columns: Sequence[str], rows: Sequence[Sequence[str]], styles: Sequenc
 
 
 def fields(pairs: Sequence[tuple[str, str, str | None]]) -> None:
-    """Print ``label  value`` lines, labels aligned; the third item is the value's style on a terminal."""
+    """Print ``label  value`` lines, labels aligned; the third item is the value's state word (``STYLES``)."""
     width = max(len(label) for label, _, _ in pairs)
     if is_terminal():
         console = _console()
         for label, value, style in pairs:
             console.print(f"[bold]{label.ljust(width)}[/]  ", end="")
-            console.print(value, style=style, markup=False)
+            console.print(value, style=STYLES.get(style or ""), markup=False)
         return
     for label, value, _ in pairs:
         print(f"{label.ljust(width)}  {value}")

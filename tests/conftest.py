@@ -8,6 +8,8 @@ console script of this environment against a copy of the repository's ``alembic.
 from __future__ import annotations
 
 import os
+import pty
+import re
 import shutil
 import subprocess
 import sys
@@ -47,9 +49,20 @@ class Project:
     ) -> subprocess.CompletedProcess[str]:
         """Run the stock ``alembic`` command in the project folder, with ``-x db=`` the project's file unless
         ``pass_db`` is false."""
+        return self._run("alembic", args, db, pass_db, env)
+
+    def migrate(
+        self, *args: str, db: Path | None = None, pass_db: bool = True, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``ccdash-migrate`` the same way."""
+        return self._run("ccdash-migrate", args, db, pass_db, env)
+
+    def _run(
+        self, program: str, args: tuple[str, ...], db: Path | None, pass_db: bool, env: dict[str, str] | None
+    ) -> subprocess.CompletedProcess[str]:
         target = ["-x", f"db={db or self.db}"] if pass_db else []
         return subprocess.run(
-            [str(BIN / "alembic"), *target, *args],
+            [str(BIN / program), *target, *args],
             cwd=self.root,
             env=env or self.env(),
             capture_output=True,
@@ -126,6 +139,40 @@ def snapshot(path: Path) -> dict[str, object]:
         return state
     finally:
         connection.close()
+
+
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def on_terminal(command: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, str]:
+    """Run ``command`` with stdout and stderr on a pseudo-terminal (as an operator's shell would); return its
+    exit code and everything it wrote, escape codes included."""
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        command,
+        cwd=cwd,
+        env={
+            **{k: v for k, v in env.items() if k not in ("NO_COLOR", "FORCE_COLOR")},
+            "COLUMNS": "160",
+            "TERM": "xterm",
+        },
+        stdin=subprocess.DEVNULL,
+        stdout=follower,
+        stderr=follower,
+    )
+    os.close(follower)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        output += chunk
+    code = process.wait(timeout=300)
+    os.close(leader)
+    return code, output.decode(errors="replace")
 
 
 DUCKDB_11 = "1.1.3"

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import sqlalchemy as sa
-from conftest import Project
+from conftest import ANSI_ESCAPE, BIN, Project, on_terminal
 from shapes import rows
 
 from ccdash_alembic.ops import chunk_conditions
@@ -137,9 +136,6 @@ def test_duckdb_settings_for_a_run(project: Project, tmp_path: Path) -> None:
 
 
 def test_chunk_progress_shows_on_a_terminal(project: Project) -> None:
-    import os
-    import pty
-    import subprocess
 
     project.write_revision(
         "20250101000001",
@@ -149,27 +145,10 @@ def test_chunk_progress_shows_on_a_terminal(project: Project) -> None:
             op.execute_in_chunks("UPDATE events SET n = 1 WHERE {chunk}", table='events', key='id', chunk_rows=500)
         """,
     )
-    leader, follower = pty.openpty()
-    process = subprocess.Popen(
-        [str(Path(__import__("sys").executable).parent / "alembic"), "-x", f"db={project.db}", "upgrade", "head"],
-        cwd=project.root,
-        env=project.env(COLUMNS="100", TERM="xterm"),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=follower,
+    code, output = on_terminal(
+        [str(BIN / "alembic"), "-x", f"db={project.db}", "upgrade", "head"], project.root, project.env()
     )
-    os.close(follower)
-    output = b""
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        output += chunk
-    assert process.wait(timeout=120) == 0
-    os.close(leader)
-    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", output.decode(errors="replace"))
+    assert code == 0, output
+    text = ANSI_ESCAPE.sub("", output)
     assert "events chunks" in text and "10/10" in text
     assert rows(project.db, "events", "sum(n)") == [(5000,)]

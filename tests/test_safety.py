@@ -47,17 +47,6 @@ def _hold(db: Path, seconds: float) -> subprocess.Popen[str]:
     return holder
 
 
-def _migrate(project: Project, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BIN / "ccdash-migrate"), "-x", f"db={project.db}", *args],
-        cwd=project.root,
-        env=project.env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
 def _counting_revisions(project: Project) -> None:
     """Three revisions that each take a while and leave one row, so double application would show."""
     project.write_revision(
@@ -306,7 +295,7 @@ def test_a_failed_non_transactional_revision_leaves_a_dirty_mark_until_repair(pr
         assert refused.returncode == ExitCode.DIRTY
         assert "marked dirty: revision 20250101000002" in _error(refused) and "repair" in _error(refused)
 
-    repaired = _migrate(project, "repair")
+    repaired = project.migrate("repair")
     assert repaired.returncode == 0, repaired.stderr
     assert "cleared the dirty mark of revision 20250101000002" in repaired.stdout.lower()
     assert project.rows("SELECT version, dirty FROM schema_version") == [("20250101000001", False)]
@@ -360,7 +349,7 @@ def test_backup_and_restore_round_trip(project: Project, tmp_path: Path) -> None
     _counting_revisions(project)
     assert project.alembic("upgrade", "head").returncode == 0
     folder = tmp_path / "kept"
-    made = _migrate(project, "-x", f"backup_dir={folder}", "backup")
+    made = project.migrate("-x", f"backup_dir={folder}", "backup")
     assert made.returncode == 0, made.stderr
     backup_path = Path(made.stdout.strip())
     assert backup_path.parent == folder and backup_path.exists()
@@ -368,20 +357,20 @@ def test_backup_and_restore_round_trip(project: Project, tmp_path: Path) -> None
         connection.execute("DELETE FROM ran")
     holder = _hold(project.db, 30)
     try:
-        refused = _migrate(project, "-x", f"backup_dir={folder}", "restore")
+        refused = project.migrate("-x", f"backup_dir={folder}", "restore")
     finally:
         holder.kill()
         holder.wait()
     assert refused.returncode == ExitCode.LOCKED and "in use" in _error(refused)
     assert project.rows("SELECT count(*) FROM ran") == [(0,)]
 
-    listed = _migrate(project, "-x", f"backup_dir={folder}", "backup", "--list")
+    listed = project.migrate("-x", f"backup_dir={folder}", "backup", "--list")
     assert listed.stdout.split() == [str(backup_path)]
-    restored = _migrate(project, "-x", f"backup_dir={folder}", "restore", backup_path.name)
+    restored = project.migrate("-x", f"backup_dir={folder}", "restore", backup_path.name)
     assert restored.returncode == 0, restored.stderr
     assert project.rows("SELECT count(*) FROM ran") == [(3,)]
     assert not Path(str(project.db) + ".wal").exists()
-    missing = _migrate(project, "-x", f"backup_dir={folder}", "restore", "nope.backup")
+    missing = project.migrate("-x", f"backup_dir={folder}", "restore", "nope.backup")
     assert missing.returncode == ExitCode.USAGE and backup_path.name in _error(missing)
 
 
@@ -439,7 +428,7 @@ def test_rehearse_reports_each_revision_and_leaves_the_file_alone(project: Proje
         "20250101000003", "20250101000002", upgrade="op.execute('SELECT * FROM missing')", message="broken"
     )
     digest, modified = _sha(project.db), project.db.stat().st_mtime_ns
-    result = _migrate(project, "rehearse")
+    result = project.migrate("rehearse")
     assert result.returncode == ExitCode.MIGRATION_FAILED
     lines = result.stdout.splitlines()
     assert lines[0].startswith("20250101000002  success") and "ms" in lines[0]
@@ -455,13 +444,13 @@ def test_rehearse_reports_each_revision_and_leaves_the_file_alone(project: Proje
 
 def test_validate_finds_what_is_wrong(project: Project) -> None:
     _counting_revisions(project)
-    clean = _migrate(project, "validate")
+    clean = project.migrate("validate")
     assert clean.returncode == 0 and "3 revisions: no findings" in clean.stdout
     assert project.alembic("upgrade", "head").returncode == 0
 
     one = project.versions / "20250101000001_one.py"
     one.write_text(one.read_text() + "\n# edited\n")
-    changed = _migrate(project, "validate")
+    changed = project.migrate("validate")
     assert changed.returncode == ExitCode.CHECKSUM_MISMATCH
     assert (
         _finding(changed.stdout, "checksum", "20250101000001") == "20250101000001_one.py changed after it was applied"
@@ -472,7 +461,7 @@ def test_validate_finds_what_is_wrong(project: Project) -> None:
     project.write_revision("20250101000005", "20250101000003", message="fork b")
     (project.versions / "20250101000005_fork_b.up.sql").write_text("CREATE TABLE ok (x INTEGER);\nSELEC 1;\n")
     (project.versions / "badly named.py").write_text("revision = '20250101000006'\ndown_revision = '20250101000005'\n")
-    found = _migrate(project, "validate")
+    found = project.migrate("validate")
     assert found.returncode == ExitCode.CHECKSUM_MISMATCH  # drift outranks the other findings
     out = found.stdout
     assert "names a parent 20240101000000 that does not exist" in out
@@ -482,7 +471,7 @@ def test_validate_finds_what_is_wrong(project: Project) -> None:
 
     one.write_text(one.read_text().replace("\n# edited\n", ""))
     (project.versions / "badly named.py").unlink()
-    still = _migrate(project, "validate")
+    still = project.migrate("validate")
     assert still.returncode == ExitCode.INVALID_REVISIONS
 
 

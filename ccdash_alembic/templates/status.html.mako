@@ -30,6 +30,8 @@
   th { background: #f0f0f0; }
   td.num { text-align: right; font-variant-numeric: tabular-nums; }
   td.mono, dd.mono { font-family: ui-monospace, Menlo, monospace; }
+  .panel h2 { margin-top: 0; }
+  tr.row-failed { background: #fdecea; }
   .state-applied, .status-success { color: #2e7d32; font-weight: 600; }
   .state-pending, .status-rolled_back { color: #b26a00; font-weight: 600; }
   .state-failed, .status-failed { color: #c62828; font-weight: 600; }
@@ -116,7 +118,7 @@
 <thead><tr><th>Time (UTC)</th><th>Direction</th><th>Revision</th><th>Name</th><th>Duration</th><th>Status</th><th>Checksum</th><th>Error or note</th></tr></thead>
 <tbody>
     % for step in reversed(state.history):
-<tr class="status-${step.status}">
+<tr class="row-${step.status}">
   <td class="mono">${step.applied_at.strftime("%Y-%m-%d %H:%M:%S")}</td><td>${step.direction}</td><td class="mono">${step.version}</td><td>${step.name}</td>
   <td class="num">${ms(step.execution_time_ms)}</td><td class="status-${step.status}">${step.status}</td><td class="mono">${(step.checksum or "")[:12]}</td><td>${step.error_message or step.note or ""}</td>
 </tr>
