@@ -49,7 +49,7 @@ class Revision:
     name: str
     parents: tuple[str, ...]
     state: str  # "applied", "pending", or "failed" (not applied, and its last attempt failed)
-    execution_time_ms: int | None  # of its latest successful upgrade, when it has one
+    execution_time_ms: int | None  # of the upgrade (or adoption) that applied it, while it is applied
 
 
 @dataclass
@@ -139,7 +139,7 @@ def _read_revisions(script: ScriptDirectory, status: Status) -> None:
     times: dict[str, int | None] = {}
     for step in status.history:
         unresolved[step.version] = step.status == "failed"
-        if step.direction == "up" and step.status == "success":
+        if step.direction in ("up", "baseline") and step.status == "success":
             times[step.version] = step.execution_time_ms
     for revision in reversed(list(script.walk_revisions())):
         state = (
@@ -151,7 +151,7 @@ def _read_revisions(script: ScriptDirectory, status: Status) -> None:
                 revision.doc,
                 tuple(_parents(revision.down_revision)),
                 state,
-                times.get(revision.revision),
+                times.get(revision.revision) if state == "applied" else None,
             )
         )
 

@@ -1,8 +1,8 @@
 """Build a DuckDB file for one CCDash schema generation or upgrade variant, from tests/data/generations.json.
 
 Run by the tests with DuckDB 1.1.3 (the engine of every CCDash release), so the files are written the way real
-user files are: ``python fixture_builder.py OUTPUT_DIR ID [ID ...]``. Uses only the standard library and
-duckdb, so it runs in that separate environment.
+user files are: ``python fixture_builder.py OUTPUT_DIR [ID ...]`` (every generation and variant when no ID
+is given). Uses only the standard library and duckdb, so it runs in that separate environment.
 
 Tables are created from the JSON's column lists (declared types, NOT NULL, defaults, keys) and indexes, in
 foreign-key order; rows are deterministic and foreign-key consistent, and include what real files have:
@@ -189,7 +189,7 @@ def main() -> None:
 
     output, ids = Path(sys.argv[1]), sys.argv[2:]
     all_specs = specs()
-    for spec_id in ids:
+    for spec_id in ids or list(all_specs):
         connection = duckdb.connect(str(output / f"{spec_id}.db"))
         build(connection, all_specs[spec_id])
         connection.execute("CHECKPOINT")

@@ -1,0 +1,52 @@
+"""The CI workflow the README shows: it is the repository's file, and its steps pass as GitHub would run them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import yaml
+from conftest import BIN, REPO
+
+WORKFLOW = REPO / ".github" / "workflows" / "migrations.yml"
+
+
+def _readme_block(marker: str, language: str) -> str:
+    readme = (REPO / "README.md").read_text()
+    return readme.split(f"<!-- {marker} -->\n```{language}\n", 1)[1].split("```\n", 1)[0]
+
+
+def test_readme_shows_the_workflow_file() -> None:
+    assert _readme_block("workflow", "yaml") == WORKFLOW.read_text()
+
+
+def test_workflow_steps_pass(tmp_path: Path) -> None:
+    """Every ``run`` step, in order, with bash as Actions runs it (``-eo pipefail``), in this environment (so
+    the install step, which made this environment, is the one step not run again)."""
+    steps = yaml.safe_load(WORKFLOW.read_text())["jobs"]["migrations"]["steps"]
+    runs = [s for s in steps if "run" in s]
+    assert runs[0]["name"] == "Install"
+    home = tmp_path / "home"
+    home.mkdir()
+    environment = {
+        **{k: v for k, v in os.environ.items() if k != "CCDASH_DB_PATH"},
+        "HOME": str(home),
+        "RUNNER_TEMP": str(tmp_path),
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+    }
+    for step in runs[1:]:
+        result = subprocess.run(
+            ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
+            cwd=REPO,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        assert result.returncode == 0, f"{step['name']}:\n{result.stdout}\n{result.stderr}"
+    fixtures = sorted(p.name for p in (tmp_path / "fixtures").glob("*.db"))
+    assert len(fixtures) > 9  # nine schema generations and the odd shapes
+    refused = result.stdout.count("refused, as designed")
+    assert refused == 1 and "V_migrate_tool_first.db is not adoptable" in result.stdout
+    assert not (home / ".ccdash").exists()  # every step named its database
