@@ -109,6 +109,25 @@ class Project:
             return connection.execute(sql).fetchall()
 
 
+def items_revisions(project: Project, slow: float = 0.0, count: int = 3) -> None:
+    """The first ``count`` of three small revisions: create ``items``; add ``items.name`` (sleeping ``slow``
+    seconds first, for timings); index it."""
+    revisions = [
+        ("one", "op.create_table('items', sa.Column('id', sa.Integer, primary_key=True))", "op.drop_table('items')"),
+        (
+            "two",
+            f"import time\ntime.sleep({slow})\nop.add_column('items', sa.Column('name', sa.String))",
+            "op.drop_column('items', 'name')",
+        ),
+        ("three", "op.create_index('ix_items_name', 'items', ['name'])", "op.drop_index('ix_items_name', 'items')"),
+    ]
+    parent = None
+    for number, (message, upgrade, downgrade) in enumerate(revisions[:count], start=1):
+        revision = f"2025010100000{number}"
+        project.write_revision(revision, parent, upgrade, downgrade, message=message)
+        parent = revision
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Project:
     root = tmp_path / "project"
@@ -139,6 +158,22 @@ def snapshot(path: Path) -> dict[str, object]:
         return state
     finally:
         connection.close()
+
+
+def hold(db: Path, seconds: float = 60) -> subprocess.Popen[str]:
+    """Another program holding the database open for writing, as a running CCDash server does; returns once
+    the file is held. The caller kills it."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, time\nc = duckdb.connect({str(db)!r})\nprint('held', flush=True)\ntime.sleep({seconds})",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    return holder
 
 
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")

@@ -9,41 +9,14 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import Project
+from conftest import Project, hold, items_revisions
 
 import ccdash_alembic
 from ccdash_alembic.errors import ExitCode, Locked, MigrationFailed, UsageError
 
 
-def _revisions(project: Project, slow: float = 0.0) -> None:
-    project.write_revision(
-        "20250101000001", None, "op.create_table('items', sa.Column('id', sa.Integer, primary_key=True))", message="one"
-    )
-    project.write_revision(
-        "20250101000002",
-        "20250101000001",
-        f"import time\ntime.sleep({slow})\nop.add_column('items', sa.Column('name', sa.String))",
-        message="two",
-    )
-
-
-def _hold(db: Path) -> subprocess.Popen[str]:
-    """Another process with the database open for writing (as a running CCDash server has)."""
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            f"import duckdb, time\nc = duckdb.connect({str(db)!r})\nprint('open', flush=True)\ntime.sleep(60)",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
-    return holder
-
-
 def test_upgrade_returns_what_it_did(project: Project, capsys: pytest.CaptureFixture[str]) -> None:
-    _revisions(project)
+    items_revisions(project, count=2)
     ini = project.root / "alembic.ini"
     first = ccdash_alembic.upgrade(project.db, config_file=ini)
     assert first.before == () and first.after == ("20250101000002",)
@@ -69,11 +42,11 @@ def test_upgrade_returns_what_it_did(project: Project, capsys: pytest.CaptureFix
 
 
 def test_upgrade_raises_typed_errors_and_changes_nothing(project: Project) -> None:
-    _revisions(project)
+    items_revisions(project, count=2)
     ini = project.root / "alembic.ini"
     ccdash_alembic.upgrade(project.db, "20250101000001", config_file=ini)
 
-    holder = _hold(project.db)
+    holder = hold(project.db)
     try:
         with pytest.raises(Locked) as locked:
             ccdash_alembic.upgrade(project.db, config_file=ini, lock_timeout=0.5)
@@ -109,7 +82,7 @@ print(json.dumps({"before": result.before, "after": result.after, "steps": [s.ve
 
 def test_two_processes_starting_at_once(project: Project) -> None:
     """Both start-ups succeed; the revisions run once; the second waits for the first and finds nothing to do."""
-    _revisions(project, slow=2.0)
+    items_revisions(project, slow=2.0, count=2)
     environment = project.env(CCDASH_DB_PATH=str(project.db))  # the default database, as CCDash's start-up has it
     starts = [
         subprocess.Popen(

@@ -10,25 +10,9 @@ import sys
 import textwrap
 from pathlib import Path
 
-from conftest import ANSI_ESCAPE, BIN, Project, on_terminal
+from conftest import ANSI_ESCAPE, BIN, Project, hold, items_revisions, on_terminal
 
 from ccdash_alembic.errors import ExitCode
-
-
-def _three_revisions(project: Project, slow: float = 0.0) -> None:
-    project.write_revision(
-        "20250101000001", None, "op.create_table('items', sa.Column('id', sa.Integer, primary_key=True))", message="one"
-    )
-    project.write_revision(
-        "20250101000002",
-        "20250101000001",
-        f"import time\ntime.sleep({slow})\nop.add_column('items', sa.Column('name', sa.String))",
-        "op.drop_column('items', 'name')",
-        message="two",
-    )
-    project.write_revision(
-        "20250101000003", "20250101000002", "op.create_index('ix_items_name', 'items', ['name'])", message="three"
-    )
 
 
 def _rows(table: str) -> tuple[list[str], list[list[str]]]:
@@ -54,7 +38,7 @@ def _fields_and_table(text: str) -> tuple[dict[str, str], str]:
 
 
 def test_status_piped_and_json(project: Project) -> None:
-    _three_revisions(project)
+    items_revisions(project)
     assert project.alembic("upgrade", "20250101000002").returncode == 0
     piped = project.migrate("status")
     assert piped.returncode == 0, piped.stderr
@@ -84,7 +68,7 @@ def test_status_piped_and_json(project: Project) -> None:
 
 
 def test_status_on_a_terminal_is_a_coloured_table(project: Project) -> None:
-    _three_revisions(project)
+    items_revisions(project)
     assert project.alembic("upgrade", "20250101000001").returncode == 0
     code, output = on_terminal(
         [str(BIN / "ccdash-migrate"), "-x", f"db={project.db}", "status"], project.root, project.env()
@@ -97,7 +81,7 @@ def test_status_on_a_terminal_is_a_coloured_table(project: Project) -> None:
 
 
 def test_status_of_a_database_that_does_not_exist_yet(project: Project) -> None:
-    _three_revisions(project)
+    items_revisions(project)
     result = project.migrate("status", "--json")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
@@ -106,19 +90,10 @@ def test_status_of_a_database_that_does_not_exist_yet(project: Project) -> None:
 
 
 def test_status_of_a_file_in_use_names_the_holder(project: Project) -> None:
-    _three_revisions(project)
+    items_revisions(project)
     assert project.alembic("upgrade", "head").returncode == 0
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            f"import duckdb, time\nc = duckdb.connect({str(project.db)!r})\nprint('open', flush=True)\ntime.sleep(60)",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    holder = hold(project.db)
     try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
         result = project.migrate("status")
     finally:
         holder.kill()
@@ -132,7 +107,7 @@ def test_status_of_a_file_in_use_names_the_holder(project: Project) -> None:
 
 
 def test_history_table_slowest_first_and_json(project: Project) -> None:
-    _three_revisions(project, slow=0.4)
+    items_revisions(project, slow=0.4)
     assert project.alembic("upgrade", "head").returncode == 0
     assert project.alembic("downgrade", "-1").returncode == 0
 
@@ -186,7 +161,7 @@ def _validate(project: Project) -> tuple[int, dict[str, object]]:
 
 
 def test_validate_exit_codes_clean_pending_failed_drift_invalid(project: Project) -> None:
-    _three_revisions(project)
+    items_revisions(project)
     assert _validate(project) == (0, {"revisions": 3, "findings": [], "exit_code": 0})  # no database yet
 
     assert project.alembic("upgrade", "20250101000001").returncode == 0
@@ -254,7 +229,7 @@ def test_validate_reports_a_dirty_mark(project: Project) -> None:
 
 
 def test_up_down_and_alembics_revision_list(project: Project) -> None:
-    _three_revisions(project)
+    items_revisions(project)
     assert project.migrate("up").returncode == 0
     assert project.rows("SELECT version_num FROM alembic_version") == [("20250101000003",)]
     assert project.migrate("down").returncode == 0
@@ -267,7 +242,7 @@ def test_up_down_and_alembics_revision_list(project: Project) -> None:
 
 
 def test_up_on_a_terminal_shows_progress(project: Project) -> None:
-    _three_revisions(project, slow=1.0)
+    items_revisions(project, slow=1.0)
     code, output = on_terminal(
         [str(BIN / "ccdash-migrate"), "-x", f"db={project.db}", "up"], project.root, project.env()
     )

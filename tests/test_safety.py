@@ -14,7 +14,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import BIN, Project
+from conftest import BIN, Project, hold
 from shapes import BASE_UPGRADE
 
 from ccdash_alembic.errors import ExitCode
@@ -30,21 +30,6 @@ def _error(result: subprocess.CompletedProcess[str]) -> str:
 
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _hold(db: Path, seconds: float) -> subprocess.Popen[str]:
-    """Another program holding the database open, as a running CCDash server would."""
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            f"import duckdb, time\nc = duckdb.connect({str(db)!r})\nprint('held', flush=True)\ntime.sleep({seconds})",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-    return holder
 
 
 def _counting_revisions(project: Project) -> None:
@@ -95,7 +80,7 @@ def test_a_held_file_is_waited_for_then_reported(project: Project) -> None:
     _counting_revisions(project)
     assert project.alembic("upgrade", "20250101000001").returncode == 0
     before = _sha(project.db)
-    holder = _hold(project.db, 30)
+    holder = hold(project.db, 30)
     try:
         started = time.monotonic()
         result = project.alembic("-x", "lock_timeout=1.5", "upgrade", "head")
@@ -115,7 +100,7 @@ def test_a_lock_released_within_the_timeout_lets_the_run_go_on(project: Project)
     _counting_revisions(project)
     project.db.parent.mkdir(parents=True)
     duckdb.connect(str(project.db)).close()
-    holder = _hold(project.db, 2)
+    holder = hold(project.db, 2)
     try:
         result = project.alembic("upgrade", "head")
     finally:
@@ -355,7 +340,7 @@ def test_backup_and_restore_round_trip(project: Project, tmp_path: Path) -> None
     assert backup_path.parent == folder and backup_path.exists()
     with project.connect() as connection:
         connection.execute("DELETE FROM ran")
-    holder = _hold(project.db, 30)
+    holder = hold(project.db, 30)
     try:
         refused = project.migrate("-x", f"backup_dir={folder}", "restore")
     finally:

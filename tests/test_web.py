@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -12,7 +11,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
-from conftest import BIN, REPO, Project
+from conftest import BIN, REPO, Project, hold
 
 from ccdash_alembic import web
 from ccdash_alembic.state import Revision, Status, Step
@@ -120,17 +119,8 @@ def test_server_is_read_only_and_does_not_hold_the_file(project: Project) -> Non
 
 def test_page_says_when_the_database_is_in_use(project: Project) -> None:
     _applied_failed_pending(project)
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            f"import duckdb, time\nc = duckdb.connect({str(project.db)!r})\nprint('open', flush=True)\ntime.sleep(60)",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    holder = hold(project.db)
     try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
         with serving(project) as url:
             code, _, page = _get(url)
     finally:
