@@ -52,6 +52,7 @@ COMMANDS: list[Callable[..., None]] = [
     commands.restore,
     commands.repair,
     commands.rehearse,
+    commands.options,
 ]
 
 

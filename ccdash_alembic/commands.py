@@ -274,6 +274,13 @@ def serve(config: Config, host: str = "127.0.0.1", port: int = 8765) -> None:
         server.server_close()
 
 
+def options(config: Config) -> None:
+    """List the options a run takes (as -x name=value, or in [ccdash_alembic] of alembic.ini)."""
+    output.table(
+        ["Option", "Default", "Meaning"], [[n, d if d != "None" else "", h] for n, d, h in Settings.describe()]
+    )
+
+
 def baseline(config: Config, dry_run: bool = False) -> None:
     """Adopt an existing CCDash database (or create one): run the baseline revision; with --dry-run, print
     what it would find and do, and change nothing."""

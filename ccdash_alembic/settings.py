@@ -82,8 +82,8 @@ class Settings:
 
     @classmethod
     def describe(cls) -> list[tuple[str, str, str]]:
-        """``(name, default, help)`` for every option."""
-        return [(f.name, str(f.default), f.metadata["help"]) for f in fields(cls)]
+        """``(name, default, help)`` for every option (an empty default where there is none)."""
+        return [(f.name, "" if f.default is None else str(f.default), f.metadata["help"]) for f in fields(cls)]
 
 
 def program_config(config_file: str | Path, options: Mapping[str, object], ini_section: str = "alembic") -> Config:

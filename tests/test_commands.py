@@ -8,11 +8,13 @@ import re
 import subprocess
 import sys
 import textwrap
+from dataclasses import fields
 from pathlib import Path
 
 from conftest import ANSI_ESCAPE, BIN, Project, hold, items_revisions, on_terminal
 
 from ccdash_alembic.errors import ExitCode
+from ccdash_alembic.settings import Settings
 
 
 def _rows(table: str) -> tuple[list[str], list[list[str]]]:
@@ -282,6 +284,15 @@ def test_help_lists_the_commands(project: Project) -> None:
     for name in ("status", "history", "revisions", "validate", "serve", "import-sql", "up", "down", "create"):
         assert re.search(rf"^\s+{name}\s", helped.stdout, re.MULTILINE), name
     assert "usage: ccdash-migrate import-sql" in project.migrate("import-sql", "-h", pass_db=False).stdout
+
+
+def test_options_lists_every_option(project: Project) -> None:
+    listed = project.migrate("options", pass_db=False)
+    assert listed.returncode == 0
+    names, rows = _rows(listed.stdout)
+    assert names == ["Option", "Default", "Meaning"]
+    assert [r[0] for r in rows] == [f.name for f in fields(Settings)]
+    assert dict((r[0], r[1]) for r in rows)["lock_timeout"] == "60.0"
 
 
 def test_generated_sql_stub_passes_ruff_and_mypy(project: Project) -> None:
