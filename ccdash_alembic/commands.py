@@ -51,7 +51,7 @@ def _open(config: Config, read_only: bool) -> tuple[database.Target, Settings, C
     settings = settings_of(config)
     target = database.resolve(settings)
     print(f"Database: {target.describe()}", file=sys.stderr)
-    if target.path is not None and not target.path.exists():
+    if target.is_new:
         return target, settings, None
     engine = database.read_only_engine(target) if read_only else database.create_engine(target, settings)
     return target, settings, database.connect(engine, target, settings.lock_timeout)
@@ -217,7 +217,7 @@ def validate(config: Config, json_output: bool = False) -> None:
     settings = settings_of(config)
     target = database.resolve(settings)
     print(f"Database: {target.describe()}", file=sys.stderr)
-    if target.path is None or target.path.exists():
+    if not target.is_new:
         # Drift is looked for even when the files have problems; the state needs a valid revision graph.
         state = None if findings else _read(config, settings)
         with database.connect(database.read_only_engine(target), target, settings.lock_timeout) as connection:

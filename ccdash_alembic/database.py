@@ -42,6 +42,11 @@ class Target:
     path: Path | None
     source: str
 
+    @property
+    def is_new(self) -> bool:
+        """A file that is not there yet, or is empty (DuckDB makes a new database of an empty file)."""
+        return self.path is not None and (not self.path.exists() or self.path.stat().st_size == 0)
+
     def describe(self) -> str:
         where = str(self.path) if self.path is not None else self.url.render_as_string(hide_password=True)
         return f"{where} (from {self.source})"
@@ -111,7 +116,7 @@ def create_engine(target: Target, settings: Settings) -> Engine:
     }
     if target.path is not None:
         _prepare_folder(target.path)
-        if not target.path.exists() or target.path.stat().st_size == 0:
+        if target.is_new:
             config["storage_compatibility_version"] = settings.storage_compatibility
     return sa.create_engine(target.url, poolclass=NullPool, connect_args={"config": config} if config else {})
 

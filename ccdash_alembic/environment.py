@@ -204,9 +204,7 @@ class _Runner:
             shadow.close()
 
     def online(self) -> None:
-        self.existed = (
-            self.target.path is not None and self.target.path.exists() and self.target.path.stat().st_size > 0
-        )
+        self.existed = self.target.path is not None and not self.target.is_new
         engine = database.create_engine(self.target, self.settings)
         with database.connect(engine, self.target, self.settings.lock_timeout) as connection:
             migration_context = self._configure(connection=connection)

@@ -92,10 +92,9 @@ def plain(value: Any) -> Any:
 def read(config: Config, settings: Settings) -> Status:
     """The status of the configured database against the configured revisions; never waits for the file."""
     target = database.resolve(settings)
-    exists = target.path is None or (target.path.exists() and target.path.stat().st_size > 0)
-    status = Status(database=target.describe(), exists=exists)
+    status = Status(database=target.describe(), exists=not target.is_new)
     script = ScriptDirectory.from_config(config)
-    if exists:
+    if status.exists:
         try:
             with database.connect(database.read_only_engine(target), target) as connection:
                 _read_database(connection, script, status)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
@@ -34,6 +35,7 @@ _SECURITY_HEADERS = {
 ROW = 46
 LANE = 28
 MARGIN = 24
+BAR = 330  # the longest bar of the timing chart
 
 
 @dataclass(frozen=True)
@@ -77,24 +79,34 @@ def layout(revisions: list[states.Revision]) -> tuple[list[Node], list[Edge], in
     return list(nodes.values()), edges, width, height
 
 
-def render(state: states.Status | None, error: str | None = None) -> str:
-    """The page: for a status, or for the one-line error that kept it from being read."""
-    template = Template(
+def bars(revisions: list[states.Revision]) -> list[tuple[states.Revision, int]]:
+    """The timed revisions with their bar's length, the slowest ``BAR`` long (at least 2, to stay visible)."""
+    timed = [r for r in revisions if r.execution_time_ms is not None]
+    slowest = max((r.execution_time_ms or 0 for r in timed), default=0)
+    return [(r, max(2, round(BAR * (r.execution_time_ms or 0) / slowest)) if slowest else 2) for r in timed]
+
+
+@cache
+def _template() -> Template:
+    """The page's template, compiled once per process."""
+    return Template(
         resources.files("ccdash_alembic").joinpath("templates/status.html.mako").read_text(encoding="utf-8"),
         default_filters=["str", "h"],
     )
+
+
+def render(state: states.Status | None, error: str | None = None) -> str:
+    """The page: for a status, or for the one-line error that kept it from being read."""
     nodes, edges, width, height = layout(state.revisions if state else [])
-    timed = [r for r in (state.revisions if state else []) if r.execution_time_ms is not None]
     return str(
-        template.render(
+        _template().render(
             state=state,
             error=error,
             nodes=nodes,
             edges=edges,
             graph_width=width,
             graph_height=height,
-            timed=timed,
-            slowest=max((r.execution_time_ms or 0 for r in timed), default=0),
+            timed=bars(state.revisions if state else []),
             generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
         )
     )

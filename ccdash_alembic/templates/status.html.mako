@@ -97,12 +97,12 @@
 <h2>Execution time per revision</h2>
   % if timed:
 <svg id="timings" role="img" aria-label="execution time per revision" width="560" height="${len(timed) * 26 + 10}" xmlns="http://www.w3.org/2000/svg">
-    % for i, revision in enumerate(timed):
+    % for i, (revision, width) in enumerate(timed):
   <g class="bar" data-revision="${revision.revision}" data-ms="${revision.execution_time_ms}">
     <title>${revision.revision} ${revision.name}: ${ms(revision.execution_time_ms)}</title>
     <text x="0" y="${i * 26 + 18}">${revision.revision}</text>
-    <rect x="120" y="${i * 26 + 6}" height="16" width="${max(2, round(330 * revision.execution_time_ms / slowest)) if slowest else 2}" fill="#3f6fb5"/>
-    <text x="${126 + (max(2, round(330 * revision.execution_time_ms / slowest)) if slowest else 2)}" y="${i * 26 + 18}">${ms(revision.execution_time_ms)}</text>
+    <rect x="120" y="${i * 26 + 6}" height="16" width="${width}" fill="#3f6fb5"/>
+    <text x="${126 + width}" y="${i * 26 + 18}">${ms(revision.execution_time_ms)}</text>
   </g>
     % endfor
 </svg>
