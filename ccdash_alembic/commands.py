@@ -24,6 +24,7 @@ from ccdash_alembic import rehearse as rehearsal
 from ccdash_alembic import state as states
 from ccdash_alembic import validate as validation
 from ccdash_alembic.ccdash import baseline as ccdash_baseline
+from ccdash_alembic.ccdash.recognise import for_empty_database
 from ccdash_alembic.errors import (
     ChecksumMismatch,
     Dirty,
@@ -290,7 +291,7 @@ def baseline(config: Config, dry_run: bool = False) -> None:
         return
     _, _, connection = _open(config, read_only=True)
     if connection is None:
-        finding = ccdash_baseline.plan_for_new_database()
+        finding = for_empty_database()
     else:
         with connection:
             finding = ccdash_baseline.plan(connection)

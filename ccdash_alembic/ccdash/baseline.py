@@ -15,7 +15,6 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from ccdash_alembic import history
-from ccdash_alembic.ccdash import g9
 from ccdash_alembic.ccdash.recognise import Finding, recognise
 from ccdash_alembic.errors import NotCCDash
 
@@ -34,11 +33,6 @@ _DROP_ORDER = (
 def plan(connection: Connection) -> Finding:
     """What the baseline would find and do on this database (reads the catalog only)."""
     return recognise(connection)
-
-
-def plan_for_new_database() -> Finding:
-    """What the baseline does where there is no database file yet."""
-    return Finding(missing_tables=list(g9.TABLES), missing_indexes=list(g9.INDEXES))
 
 
 def upgrade(op: Any) -> None:

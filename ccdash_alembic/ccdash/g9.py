@@ -155,8 +155,3 @@ INDEXES: dict[str, str] = {
     "idx_file_sync_state_status": "CREATE INDEX idx_file_sync_state_status ON file_sync_state(sync_status)",
     "idx_file_sync_state_modified": "CREATE INDEX idx_file_sync_state_modified ON file_sync_state(last_modified)",
 }
-
-
-def index_table(name: str) -> str:
-    """The table an index of ``INDEXES`` is on."""
-    return INDEXES[name].split(" ON ", 1)[1].split("(", 1)[0]

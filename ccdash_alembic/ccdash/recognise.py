@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.engine import Connection
 
 from ccdash_alembic.ccdash import g9
+from ccdash_alembic.history import OWN_TABLES
 
 RELEASES = {
     "G1": "CCDash 0.1.0 to 0.1.4",
@@ -121,8 +122,6 @@ REQUIRED = {
 }
 
 LEGACY_COLUMN = ("messages", "session_window_id")
-LEGACY_INDEX = "idx_messages_session_window_id"
-OWN_TABLES = {"alembic_version", "migration_history", "schema_version"}
 
 
 @dataclass
@@ -206,12 +205,17 @@ def _generation(layout: dict[str, list[str]]) -> str:
     return "G1"
 
 
+def for_empty_database() -> Finding:
+    """What an empty database (or one not created yet) needs: all of CCDash 0.6.18's tables and indexes."""
+    return Finding(missing_tables=list(g9.TABLES), missing_indexes=list(g9.INDEXES))
+
+
 def recognise(conn: Connection) -> Finding:
     layout = _layout(conn)
     ccdash_tables = [t for t in layout if t in REQUIRED]
     others = sorted(t for t in layout if t not in REQUIRED and t not in OWN_TABLES)
     if not ccdash_tables and not others:
-        return Finding(missing_tables=list(g9.TABLES), missing_indexes=list(g9.INDEXES))  # an empty database
+        return for_empty_database()
     if "sessions" not in layout:
         return Finding(
             refusal="it has tables (" + ", ".join(others or ccdash_tables) + ") but no CCDash sessions table, so it "
