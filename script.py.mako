@@ -1,14 +1,20 @@
-<%
+<%!
+    from ccdash_alembic import revision_text
     from ccdash_alembic.revision_ids import for_template
+%>\
+<%doc>
+    Every text here that did not come from this template (the message, ids) is written as an escaped
+    literal: revision_text.docstring for the docstring, repr() for values. revision_text.checked refuses a
+    message with control characters, then compiles the rendered file and compares its docstring with the
+    message before Alembic writes it.
+</%doc>\
+<%def name="revision_file()">\
+<%
     parents = [down_revision] if isinstance(down_revision, str) else list(down_revision or ())
     revision_id = for_template(up_revision, create_date, parents)
+    fields = {"Revision ID": revision_id, "Revises": ", ".join(parents) or "(none)", "Create Date": create_date}
 %>\
-"""${message}
-
-Revision ID: ${revision_id}
-Revises: ${", ".join(parents) or "(none)"}
-Create Date: ${create_date}
-"""
+${revision_text.docstring(message, fields)}
 
 from collections.abc import Sequence
 
@@ -27,3 +33,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     ${downgrades if downgrades else "pass"}
+</%def>\
+${revision_text.checked(lambda: capture(revision_file), message, context.get("config"))}\

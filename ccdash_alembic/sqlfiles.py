@@ -15,8 +15,10 @@ revision ids, chained after the current head.
 
 from __future__ import annotations
 
+import os
 import re
-import shutil
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -26,12 +28,14 @@ from alembic import op
 from alembic.config import Config
 from alembic.script import Script, ScriptDirectory
 
+from ccdash_alembic import revision_text
 from ccdash_alembic.checksum import SQL_SUFFIXES, source_path, sql_path
-from ccdash_alembic.errors import UsageError
+from ccdash_alembic.errors import MigrateError, UsageError, first_line
 from ccdash_alembic.revision_ids import FORMAT, name_files_by_id
 
 DIRECTIONS = dict(zip(("up", "down"), SQL_SUFFIXES, strict=True))
-GOLANG_MIGRATE_FILE = re.compile(r"^(?P<version>\d{14})_(?P<name>[^.]+)\.(?P<direction>up|down)\.sql$")
+# Matched against the whole name (fullmatch): "$" would also accept a name that ends in a newline.
+GOLANG_MIGRATE_FILE = re.compile(r"(?P<version>\d{14})_(?P<name>[^.]+)\.(?P<direction>up|down)\.sql")
 _STUB_IMPORT = "from ccdash_alembic.sqlfiles import run_sql_file"
 
 
@@ -79,16 +83,68 @@ def write_stub(config: Config, revision: str, message: str, head: str = "head") 
         config=config,
     )
     assert written is not None
+    check_doc(written, message)
     return written
 
 
+def check_doc(script: Script, message: str) -> None:
+    """Refuse a revision Alembic wrote and loaded whose doc is not ``message``: its text did not stay data."""
+    if script.doc != message:
+        raise MigrateError(
+            f"{source_path(script).name} loads with the doc {revision_text.shown(script.doc)}, "
+            f"not the message {revision_text.shown(message)}",
+            "Check script.py.mako and any post-write hook; the revision was not kept",
+        )
+
+
+@contextmanager
+def removed_on_failure(config: Config, revisions: Iterable[str]) -> Iterator[list[Path]]:
+    """Files a run writes for ``revisions``, removed again if it fails, so a refusal or an error leaves no
+    revision half made (a stub without its SQL files, a file that does not load). The run lists what it
+    wrote in the yielded list; files named ``<revision>_*`` that appeared meanwhile are removed too (Alembic
+    writes the file before it loads it). An error other than a ``MigrateError`` becomes one."""
+    prefixes = tuple(f"{r}_" for r in revisions)
+
+    def made() -> set[Path]:
+        script = ScriptDirectory.from_config(config)
+        folders = [Path(f) for f in (script.version_locations or [script.versions])]
+        return {p for f in folders if f.is_dir() for p in f.iterdir() if p.name.startswith(prefixes)}
+
+    before = made()
+    written: list[Path] = []
+    try:
+        yield written
+    except BaseException as error:
+        for path in set(written) | (made() - before):
+            path.unlink(missing_ok=True)
+        if isinstance(error, Exception) and not isinstance(error, MigrateError):
+            raise MigrateError(
+                f"the revision could not be written: {first_line(error)}", "The revision was not kept"
+            ) from error
+        raise
+
+
+def write_new(path: Path, data: bytes) -> None:
+    """Write ``path`` through a temporary file beside it, moved into place once complete, so the name never
+    holds a partly written file."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # created with the usual permissions
+    try:
+        with temporary.open("xb") as file:
+            file.write(data)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
 def create(config: Config, revision: str, message: str) -> list[Path]:
-    """``ccdash-migrate create --sql``: the stub and two SQL files to fill in."""
+    """``ccdash-migrate create --sql``: the stub and two SQL files to fill in (the message, checked by the
+    caller, is one line, so it stays inside the files' first comment)."""
     stub = source_path(write_stub(config, revision, message))
     written = [stub]
     for direction, suffix in DIRECTIONS.items():
         path = sql_path(stub, suffix)
-        path.write_text(f"-- {message} ({direction})\n-- Statements are split by DuckDB's parser; end each with ;\n")
+        text = f"-- {message} ({direction})\n-- Statements are split by DuckDB's parser; end each with ;\n"
+        write_new(path, text.encode("utf-8"))
         written.append(path)
     return written
 
@@ -107,17 +163,29 @@ def scan(directory: Path) -> tuple[list[SqlPair], list[str]]:
     """The migrations of a golang-migrate directory, by version, and the names of ``.sql`` files skipped
     because they do not follow ``<14-digit timestamp>_<name>.up.sql``/``.down.sql``."""
     if not directory.is_dir():
-        raise UsageError(f"{directory} is not a directory", "Give the folder that holds the .up.sql/.down.sql files")
+        raise UsageError(
+            f"{revision_text.printable(str(directory))} is not a directory",
+            "Give the folder that holds the .up.sql/.down.sql files",
+        )
     files: dict[str, dict[str, Path]] = {}
     names: dict[str, str] = {}
+    messages: dict[str, str] = {}
     skipped = []
     for path in sorted(directory.glob("*.sql")):
-        match = GOLANG_MIGRATE_FILE.match(path.name)
+        match = GOLANG_MIGRATE_FILE.fullmatch(path.name)
         if match is None:
             skipped.append(path.name)
             continue
+        # The name becomes the revision's message: refused here, before anything is written, when it
+        # cannot be one (a control character, no letters, letters other than a-z).
+        message = revision_text.check_message(
+            match["name"].replace("_", " "),
+            f"the file name {revision_text.shown(path.name, 200)}",
+            "Rename the file to <14-digit timestamp>_<words in a-z, 0-9 and _>.up.sql; nothing was imported",
+        )
         files.setdefault(match["version"], {})[match["direction"]] = path
         names[match["version"]] = match["name"]
+        messages[match["version"]] = message
     pairs = []
     for version in sorted(files):
         if "up" not in files[version]:
@@ -125,9 +193,7 @@ def scan(directory: Path) -> tuple[list[SqlPair], list[str]]:
                 f"{directory} has {files[version]['down'].name} but no {version}_{names[version]}.up.sql",
                 "Add the up file or remove the down file, then import again",
             )
-        pairs.append(
-            SqlPair(version, names[version].replace("_", " "), files[version]["up"], files[version].get("down"))
-        )
+        pairs.append(SqlPair(version, messages[version], files[version]["up"], files[version].get("down")))
     return pairs, skipped
 
 
@@ -136,7 +202,10 @@ def import_directory(config: Config, directory: Path) -> tuple[list[Path], list[
     chained after the current head. Everything is checked before the first file is written."""
     pairs, skipped = scan(directory)
     if not pairs:
-        raise UsageError(f"{directory} holds no <14-digit timestamp>_<name>.up.sql files", "Nothing was imported")
+        raise UsageError(
+            f"{revision_text.printable(str(directory))} holds no <14-digit timestamp>_<name>.up.sql files",
+            "Nothing was imported",
+        )
     script = ScriptDirectory.from_config(config)
     existing = {r.revision for r in script.walk_revisions()}
     for pair in pairs:
@@ -151,21 +220,23 @@ def import_directory(config: Config, directory: Path) -> tuple[list[Path], list[
                 try:
                     statements(path.read_text(encoding="utf-8-sig"))
                 except (ValueError, duckdb.Error) as error:
-                    raise UsageError(f"{path.name}: {error}", "Nothing was imported; fix the file first") from error
+                    raise UsageError(
+                        f"{path.name}: {first_line(error)}", "Nothing was imported; fix the file first"
+                    ) from error
     heads = script.get_heads()
     if len(heads) > 1:
         raise UsageError(f"the revisions have {len(heads)} heads", "Merge them (alembic merge heads) first")
-    written: list[Path] = []
     head = "head"
-    for pair in pairs:
-        stub = source_path(write_stub(config, pair.version, pair.name, head=head))
-        head = pair.version
-        written.append(stub)
-        for direction, source in (("up", pair.up), ("down", pair.down)):
-            if source is not None:
-                destination = sql_path(stub, DIRECTIONS[direction])
-                shutil.copyfile(source, destination)
-                written.append(destination)
+    with removed_on_failure(config, [p.version for p in pairs]) as written:
+        for pair in pairs:
+            stub = source_path(write_stub(config, pair.version, pair.name, head=head))
+            head = pair.version
+            written.append(stub)
+            for direction, source in (("up", pair.up), ("down", pair.down)):
+                if source is not None:
+                    destination = sql_path(stub, DIRECTIONS[direction])
+                    write_new(destination, source.read_bytes())  # byte for byte
+                    written.append(destination)
     return written, skipped
 
 
