@@ -10,7 +10,10 @@ What differs from Alembic's default:
   chooses native ALTER statements where DuckDB allows them and one rebuild otherwise;
   ``op.batch_alter_table`` is planned as one change (at most one rebuild);
 - a type change, or a new NOT NULL, is checked against the rows first, and refused naming the rows that do
-  not fit, before anything changes;
+  not fit, before anything changes: rows that do not convert, and rows the conversion would change (see
+  ``lossy_conditions``) unless a USING expression says how to convert;
+- every step's rows are counted as it starts and as it ends (``census``), so rows a step loses in raw SQL
+  are found as well as the drops it declares (``take_data_losses``);
 - dropping a table that others reference is refused naming them;
 - tables get their autoincrement sequences created before and dropped after them (see ``dialect``);
 - autogenerate compares what DuckDB can keep: it keeps no constraint names, so reflected unique and foreign
@@ -25,6 +28,7 @@ each plan is made against the schema as the script will have left it.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -37,7 +41,7 @@ from sqlalchemy.sql import ddl as sa_ddl
 from sqlalchemy.sql import sqltypes
 from sqlalchemy.sql.schema import ColumnCollectionConstraint
 
-from ccdash_alembic import catalog, expressions, rebuild
+from ccdash_alembic import catalog, census, expressions, rebuild
 from ccdash_alembic.defaults import normalize_default
 from ccdash_alembic.dialect import column_sequence, implicit_sequences
 from ccdash_alembic.errors import DataLossRefused
@@ -59,6 +63,55 @@ def _is_plain_string(default: object) -> bool:
     return isinstance(default, sa.DefaultClause) and isinstance(default.arg, str)
 
 
+_BOUNDED_STRING = re.compile(
+    r"^\s*(?:N?VARCHAR|N?CHAR|CHARACTER(?:\s+VARYING)?|BPCHAR|STRING|TEXT)\s*\(\s*(\d+)\s*\)\s*$", re.IGNORECASE
+)
+_UNBOUNDED_STRING = re.compile(
+    r"^\s*(?:N?VARCHAR|N?CHAR|CHARACTER(?:\s+VARYING)?|BPCHAR|STRING|TEXT|JSON)\s*$", re.IGNORECASE
+)
+
+
+def _is_string(type_sql: str) -> bool:
+    """Whether values of the type are text (to parse, not to compare after a round trip): strings, JSON,
+    and ENUM labels (a named ENUM appears as its quoted name)."""
+    spelled = type_sql.strip()
+    if _UNBOUNDED_STRING.match(spelled) or _BOUNDED_STRING.match(spelled):
+        return True
+    return spelled.upper().startswith(("ENUM", '"'))
+
+
+def lossy_conditions(column: str, old_type: str, new_type: str) -> list[tuple[str, str]]:
+    """SQL conditions picking the rows a type change converts but changes, each with what is wrong with them.
+
+    - to a string of bounded length (``VARCHAR(n)``, which DuckDB does not enforce): values whose text is
+      longer than ``n``;
+    - to an unbounded string: none, every value has a text form;
+    - from a string (or an ENUM's labels) to anything else: none beyond cast failure, since parsing
+      normalises (``'007'`` is the INTEGER 7);
+    - from anything else: rows for which converting to the new type and back does not give the value back
+      (``2`` as BOOLEAN is true, which is 1; 1.5 as INTEGER is 2; 0.1 as FLOAT is 0.100000001; 10:00 as DATE
+      is midnight; 1.25 as DECIMAL(12,1) is 1.3).
+    """
+    bounded = _BOUNDED_STRING.match(new_type)
+    if bounded:
+        length = int(bounded.group(1))
+        return [
+            (
+                f"{column} IS NOT NULL AND length(CAST({column} AS VARCHAR)) > {length}",
+                f"are longer than {length} characters, the length of {new_type}",
+            )
+        ]
+    if _UNBOUNDED_STRING.match(new_type) or _is_string(old_type):
+        return []
+    round_trip = f"TRY_CAST(TRY_CAST({column} AS {new_type}) AS {old_type})"
+    return [
+        (
+            f"{column} IS NOT NULL AND {round_trip} IS DISTINCT FROM {column}",
+            f"would lose information converting to {new_type}",
+        )
+    ]
+
+
 class DuckDBImpl(DefaultImpl):
     """Alembic on DuckDB."""
 
@@ -72,6 +125,9 @@ class DuckDBImpl(DefaultImpl):
         self._dropped_index: set[str] = set()  # tables with an index dropped in the open transaction
         self.data_loss_allowed = True  # the environment turns this off unless a backup was made or it is confirmed
         self._data_losses: list[str] = []
+        self._declared: set[tuple[str, str]] = set()  # tables whose drop is already in _data_losses
+        self._census: dict[int, census.Count] | None = None  # the rows as the step started
+        self._renames: list[tuple[str, str, str]] = []  # (schema, old, new) renamed by this step, in order
         if self.connection is not None and not self.as_sql:
             event.listen(self.connection, "commit", self._transaction_ended)
             event.listen(self.connection, "rollback", self._transaction_ended)
@@ -81,9 +137,23 @@ class DuckDBImpl(DefaultImpl):
 
     # --- running statements ---------------------------------------------------------------------------
 
+    def start_census(self) -> None:
+        """Count the rows of every user table as a step starts (in its transaction, before its code runs), so
+        ``take_data_losses`` can tell which rows it lost however it lost them."""
+        self._data_losses, self._declared, self._renames = [], set(), []
+        self._census = None if self.as_sql or self.connection is None else census.take(self.connection)
+
     def take_data_losses(self) -> list[str]:
-        """What the step dropped that held data, while dropping data is not allowed (then cleared)."""
+        """What the step lost (then cleared): the drops of tables and columns holding data it declared while
+        dropping data is not allowed, and every table the census finds gone or holding fewer rows than when
+        the step started (``jobs: 120 -> 0 rows``)."""
         losses, self._data_losses = self._data_losses, []
+        before, self._census = self._census, None
+        if before is not None and self.connection is not None:
+            for loss in census.losses(before, census.take(self.connection), self._renames):
+                if loss.before.key not in self._declared:
+                    losses.append(str(loss))
+        self._declared, self._renames = set(), []
         return losses
 
     def _guard_data(self, table_name: str, schema: str | None, column: str | None = None) -> None:
@@ -97,6 +167,8 @@ class DuckDBImpl(DefaultImpl):
         if rows:
             what = f"column {table_name}.{column} ({rows} values)" if column else f"table {table_name} ({rows} rows)"
             self._data_losses.append(what)
+            if column is None:
+                self._declared.add(((schema or census.DEFAULT_SCHEMA).lower(), table_name.lower()))
             if self.connection.get_isolation_level() == "AUTOCOMMIT":
                 raise DataLossRefused(
                     f"this step would drop {what}",
@@ -149,6 +221,11 @@ class DuckDBImpl(DefaultImpl):
         )
         log.info("%s", plan)
         self.run_sql(plan.statements)
+        name = table_name
+        for change in changes:
+            if isinstance(change, rebuild.RenameTable):
+                self._renames.append((schema or census.DEFAULT_SCHEMA, name, change.new_name))
+                name = change.new_name
         if any(isinstance(c, rebuild.DropIndex) for c in changes):
             self._dropped_index.add(table_name.lower())
 
@@ -169,6 +246,8 @@ class DuckDBImpl(DefaultImpl):
             if change.type is not None and not (change.using and expressions.has_subquery(change.using)):
                 converted = f"TRY({change.using})" if change.using else f"TRY_CAST({column} AS {change.type})"
                 conditions.append((f"{column} IS NOT NULL AND {converted} IS NULL", f"do not convert to {change.type}"))
+            if change.type is not None and not change.using:
+                conditions += lossy_conditions(column, table.column(change.name).type_sql(), change.type)
             if change.nullable is False:
                 conditions.append((f"{column} IS NULL", "are NULL"))
             for condition, problem in conditions:
