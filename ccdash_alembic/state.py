@@ -4,6 +4,13 @@
 The database is opened read-only, read, and closed at once, so a status page left open never keeps a
 migration waiting for more than one read; when another process holds the file, the status says which one
 instead of waiting for it.
+
+The read also checks that the database's records agree with each other rather than assuming it: that
+``schema_version`` names what ``alembic_version`` does (someone may have run SQL by hand, or an older tool),
+and that every applied revision has a history row recording it (plain Alembic, or a hand-written
+``INSERT INTO alembic_version``, stamps without one; rows may have been deleted). Without such a row the
+revision's file cannot be checked for changes, so both are reported, and ``ccdash-migrate repair`` sets them
+right.
 """
 
 from __future__ import annotations
@@ -62,12 +69,29 @@ class Status:
     revisions: list[Revision] = field(default_factory=list)  # base first
     dirty: tuple[str, datetime] | None = None  # the revision that left the mark, and since when
     drift: list[str] = field(default_factory=list)  # applied revisions whose file changed since
-    last_failure: Step | None = None  # the newest failed step not followed by a success of its revision
+    last_failure: Step | None = None  # the newest of ``failures``
+    failures: list[Step] = field(default_factory=list)  # failed steps no later step of their revision resolved
+    schema_version: str | None = None  # what schema_version says is applied (None: it has no row)
+    version_mismatch: str | None = None  # how schema_version disagrees with alembic_version, if it does
+    unrecorded: list[str] = field(default_factory=list)  # applied revisions no history row records as applied
     history: list[Step] = field(default_factory=list)  # oldest first
 
     @property
     def pending(self) -> list[Revision]:
         return [r for r in self.revisions if r.state != "applied"]
+
+    def has_file(self, revision: str) -> bool:
+        """Whether ``revision`` is among the revision files."""
+        return any(r.revision == revision for r in self.revisions)
+
+    def failure_remedy(self, failure: Step) -> str:
+        """What clears an unresolved failure: status, validate and the page all say the same."""
+        if not self.has_file(failure.version):
+            return "its revision file no longer exists: clear the failure with ccdash-migrate repair"
+        return (
+            "fix the revision and run ccdash-migrate up, or give it up with "
+            f"ccdash-migrate repair --clear-failure {failure.version}"
+        )
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for ``status --json`` (without the history, which ``history --json`` gives)."""
@@ -104,36 +128,124 @@ def read(config: Config, settings: Settings) -> Status:
     return status
 
 
+def read_connection(connection: Connection, script: ScriptDirectory, description: str) -> Status:
+    """The status read through a connection the caller holds (``repair`` reads what it then sets right in the
+    same transaction)."""
+    status = Status(database=description, exists=True)
+    _read_database(connection, script, status)
+    _read_revisions(script, status)
+    return status
+
+
 def _read_database(connection: Connection, script: ScriptDirectory, status: Status) -> None:
     if sa.inspect(connection).has_table("alembic_version"):
         status.current = sorted(r[0] for r in connection.exec_driver_sql("SELECT version_num FROM alembic_version"))
     if not history.is_ours(connection):
+        if status.current:
+            status.version_mismatch = (
+                f"alembic_version says {_shown(status.current)}, but the database has no schema_version or "
+                "migration_history of ccdash-migrate (its revisions were applied or stamped without it)"
+            )
         return
     rows = connection.execute(sa.select(*_STEP_COLUMNS).order_by(history.migration_history.c.id))
     status.history = [Step(*row) for row in rows]
     status.dirty = history.dirty_mark(connection)
-    status.drift = [r.revision for r, _, _ in history.changed_revisions(connection, script, status.current)]
-    status.last_failure = last_failure(status.history)
+    known = _known(script, status.current)
+    status.drift = [r.revision for r, _, _ in history.changed_revisions(connection, script, known)]
+    status.failures = unresolved_failures(status.history)
+    status.last_failure = status.failures[-1] if status.failures else None
+    if status.dirty is None:
+        status.schema_version, status.version_mismatch = _schema_version(connection, status.current)
+
+
+def _known(script: ScriptDirectory, revisions: list[str]) -> list[str]:
+    """The revisions that have a file (an applied revision whose file is gone is a finding of validate, and
+    must not stop a status from being read)."""
+    ids = {s.revision for s in script.walk_revisions()} if revisions else set()
+    return [r for r in revisions if r in ids]
+
+
+def _shown(heads: list[str]) -> str:
+    return ", ".join(heads) or "base"
+
+
+def _schema_version(connection: Connection, current: list[str]) -> tuple[str | None, str | None]:
+    """What ``schema_version`` says, and how that disagrees with ``alembic_version`` (None when it agrees)."""
+    if not sa.inspect(connection).has_table(history.VERSION_TABLE):
+        return None, f"there is no schema_version table, but alembic_version says {_shown(current)}"
+    versions = [r[0] for r in connection.execute(sa.select(history.schema_version.c.version))]
+    if not versions:
+        return None, (f"schema_version has no row, but alembic_version says {_shown(current)}" if current else None)
+    if len(versions) > 1:
+        listed = "; ".join(v or "base" for v in versions)
+        return None, f"schema_version has {len(versions)} rows ({listed}) instead of one"
+    said = sorted(v for v in versions[0].split(",") if v)
+    if said == current:
+        return versions[0], None
+    return versions[0], f"schema_version says {_shown(said)}, but alembic_version says {_shown(current)}"
+
+
+def unresolved_failures(steps: list[Step]) -> list[Step]:
+    """Failed steps that are their revision's latest step (any later step, a success, a downgrade or a repair,
+    resolves them), oldest first."""
+    latest = {step.version: step for step in steps}
+    return [step for step in steps if step.status == "failed" and latest[step.version] is step]
 
 
 def last_failure(steps: list[Step]) -> Step | None:
-    """The newest failed step whose revision has not succeeded since (a later success resolves it)."""
-    succeeded: set[str] = set()
-    for step in reversed(steps):
-        if step.status == "failed" and step.version not in succeeded:
-            return step
-        if step.status == "success":
-            succeeded.add(step.version)
-    return None
+    """The newest unresolved failure."""
+    failures = unresolved_failures(steps)
+    return failures[-1] if failures else None
+
+
+def unrecorded(script: ScriptDirectory, applied: set[str], steps: list[Step]) -> list[str]:
+    """Applied revisions that no history row records as applied, base first.
+
+    The rows are replayed in order: ``up``, ``baseline`` and ``import`` rows record their revision as applied,
+    and ``accept`` rows (only an applied revision's file is accepted) do too; a downgrade takes it away; a stamp
+    records its destinations with everything below them and takes away what is above them.
+    """
+    parents = {s.revision: _parents(s.down_revision) for s in script.walk_revisions() if isinstance(s, Script)}
+    children: dict[str, list[str]] = {}
+    for revision, its_parents in parents.items():
+        for parent in its_parents:
+            children.setdefault(parent, []).append(revision)
+    recorded: set[str] = set()
+    for step in steps:
+        if step.direction == "down" and step.status == "rolled_back":
+            recorded.discard(step.version)
+        elif step.status != "success":
+            continue
+        elif step.direction == "stamp":
+            destinations = [v for v in step.version.split(",") if v]
+            below = _closure(destinations, parents)
+            recorded = (recorded - _closure(destinations, children)) | below
+        elif step.direction in ("up", "baseline", "import", "accept"):
+            recorded.add(step.version)
+    return [s.revision for s in reversed(list(script.walk_revisions())) if s.revision in applied - recorded]
+
+
+def _closure(start: list[str], edges: dict[str, list[str]]) -> set[str]:
+    """``start`` and everything reachable from it along ``edges``."""
+    found: set[str] = set()
+    waiting = list(start)
+    while waiting:
+        current = waiting.pop()
+        if current not in found:
+            found.add(current)
+            waiting += edges.get(current, [])
+    return found
 
 
 def _read_revisions(script: ScriptDirectory, status: Status) -> None:
     status.heads = sorted(script.get_heads())
     applied = {
         r.revision
-        for r in script.revision_map.iterate_revisions(tuple(status.current), "base")
+        for r in script.revision_map.iterate_revisions(tuple(_known(script, status.current)), "base")
         if isinstance(r, Script)
     }
+    if status.exists and status.in_use_by is None:
+        status.unrecorded = unrecorded(script, applied, status.history)
     unresolved: dict[str, bool] = {}  # revision -> its latest step failed
     times: dict[str, int | None] = {}
     for step in status.history:

@@ -5,7 +5,8 @@
 - SQL-file revisions' ``.up.sql``/``.down.sql``: parsed by DuckDB's parser, with no transaction statements;
 - against the database (when it exists): applied revisions whose file changed since (checksums), revisions
   older than the newest applied one that are not applied and do not follow it (merged in out of order), and
-  the database's state: a dirty mark, an unresolved failure, pending revisions.
+  the database's state: a dirty mark, records that disagree (``schema_version`` against ``alembic_version``,
+  an applied revision without a history row), unresolved failures, pending revisions.
 
 Revision files are loaded directly (not through Alembic's revision map, which stops at the first problem),
 so every finding is reported at once.
@@ -33,7 +34,7 @@ FILE_NAME = re.compile(r"^(?P<id>\d{14})_(?P<slug>[a-z0-9_]+)\.py$")
 
 @dataclass(frozen=True)
 class Finding:
-    kind: str  # "file", "graph", "sql", "checksum", "order", "dirty", "failed", "pending"
+    kind: str  # "file", "graph", "sql", "checksum", "order", "dirty", "inconsistent", "failed", "pending"
     subject: str
     message: str
 
@@ -203,18 +204,39 @@ def _descendants(revisions_of: set[str], revisions: list[_Revision]) -> set[str]
 
 
 def state_findings(state: Status) -> list[Finding]:
-    """What the database's state asks of an operator: a dirty mark, an unresolved failure, pending revisions."""
+    """What the database's state asks of an operator: a dirty mark, records that disagree, unresolved
+    failures, pending revisions. Each finding says what resolves it."""
     findings = []
     if state.dirty is not None:
         version, since = state.dirty
         findings.append(Finding("dirty", version, f"left the database marked dirty (since {since:%Y-%m-%d %H:%M} UTC)"))
-    if state.last_failure is not None:
-        failure = state.last_failure
+    if state.version_mismatch is not None:
         findings.append(
             Finding(
-                "failed", failure.version, f"failed at {failure.applied_at:%Y-%m-%d %H:%M} UTC: {failure.error_message}"
+                "inconsistent",
+                "schema_version",
+                f"{state.version_mismatch}; ccdash-migrate repair rewrites schema_version from alembic_version "
+                "(if alembic_version is what is wrong, ccdash-migrate stamp the right revision instead)",
             )
         )
+    findings += [
+        Finding(
+            "inconsistent",
+            revision,
+            "is applied (alembic_version) but no history row records it, so changes to its file cannot be "
+            "detected; ccdash-migrate repair records it with its file's checksum now",
+        )
+        for revision in state.unrecorded
+    ]
+    findings += [
+        Finding(
+            "failed",
+            failure.version,
+            f"failed at {failure.applied_at:%Y-%m-%d %H:%M} UTC: {failure.error_message}; "
+            + state.failure_remedy(failure),
+        )
+        for failure in state.failures
+    ]
     if state.exists and state.in_use_by is None:
         findings += [Finding("pending", r.revision, f"is not applied ({r.name})") for r in state.pending]
     return findings
@@ -224,7 +246,7 @@ def state_findings(state: Status) -> list[Finding]:
 EXIT_CODES = [
     ({"checksum"}, ExitCode.CHECKSUM_MISMATCH),
     ({"file", "graph", "sql"}, ExitCode.INVALID_REVISIONS),
-    ({"dirty"}, ExitCode.DIRTY),
+    ({"dirty", "inconsistent"}, ExitCode.DIRTY),  # both: check the database, then ccdash-migrate repair
     ({"failed"}, ExitCode.MIGRATION_FAILED),
     ({"pending", "order"}, ExitCode.PENDING),
 ]

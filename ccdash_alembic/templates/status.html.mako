@@ -62,9 +62,15 @@
   % if state.drift:
 <div class="callout bad" id="drift"><strong>Changed after they were applied:</strong> ${", ".join(state.drift)}. Restore the files, or accept them with <code>-x accept_changed=true</code>.</div>
   % endif
-  % if state.last_failure:
-<div class="callout bad" id="failure"><strong>Last failure:</strong> revision ${state.last_failure.version} (${state.last_failure.name}) at ${state.last_failure.applied_at.strftime("%Y-%m-%d %H:%M:%S")} UTC: ${state.last_failure.error_message}</div>
+  % if state.version_mismatch:
+<div class="callout bad" id="version-mismatch"><strong>Records disagree:</strong> ${state.version_mismatch}. Check which is right, then run <code>ccdash-migrate repair</code> (it rewrites schema_version from alembic_version).</div>
   % endif
+  % if state.unrecorded:
+<div class="callout bad" id="unrecorded"><strong>Applied without a history row:</strong> ${", ".join(state.unrecorded)}. Changes to their files cannot be detected; <code>ccdash-migrate repair</code> records them.</div>
+  % endif
+  % for failure in reversed(state.failures):
+<div class="callout bad failure" id="${'failure' if failure is state.last_failure else 'failure-' + failure.version}"><strong>${"Last failure" if failure is state.last_failure else "Failure"}:</strong> revision ${failure.version} (${failure.name}) at ${failure.applied_at.strftime("%Y-%m-%d %H:%M:%S")} UTC: ${failure.error_message}. <span class="remedy">${state.failure_remedy(failure)[0].upper() + state.failure_remedy(failure)[1:]}.</span></div>
+  % endfor
   % if state.pending and not state.in_use_by:
 <div class="callout warn" id="pending"><strong>${len(state.pending)} pending:</strong> ${", ".join(r.revision for r in state.pending)}. Run <code>ccdash-migrate up</code>.</div>
   % elif not state.in_use_by:
