@@ -20,13 +20,11 @@ from alembic.config import Config
 from alembic.util import CommandError
 
 from ccdash_alembic import state
+from ccdash_alembic.ccdash import environment
 from ccdash_alembic.environment import REPORT, RunReport
 from ccdash_alembic.errors import UsageError
 from ccdash_alembic.history import Step
 from ccdash_alembic.settings import Settings, program_config
-
-# The repository's alembic.ini (CCDash's revisions), found from the installed package's checkout.
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "alembic.ini"
 
 
 @dataclass(frozen=True)
@@ -54,7 +52,8 @@ def upgrade(
     **options: object,
 ) -> UpgradeResult:
     """Upgrade the database at ``db_path`` (default: ``$CCDASH_DB_PATH``, else ``~/.ccdash/ccdash.db``) to
-    ``revision``. ``options`` are any of ``ccdash-migrate options`` (``backup_dir=``, ``memory_limit=``...)."""
+    ``revision``. ``options`` are any of ``ccdash-migrate options`` (``backup_dir=``, ``memory_limit=``...).
+    ``config_file`` is an ``alembic.ini``; by default CCDash's migrations, as installed with this package."""
     config = _config(db_path, config_file, {"lock_timeout": lock_timeout, "backup": backup, **options})
     try:
         command.upgrade(config, revision)
@@ -76,7 +75,7 @@ def status(
 def _config(
     db_path: str | os.PathLike[str] | None, config_file: str | os.PathLike[str] | None, options: dict[str, object]
 ) -> Config:
-    ini = Path(config_file) if config_file is not None else DEFAULT_CONFIG
+    ini = Path(config_file) if config_file is not None else environment.config_file()
     if not ini.is_file():
         raise UsageError(f"there is no configuration file {ini}", "Pass config_file= the path of alembic.ini")
     return program_config(ini, {"db": os.fspath(db_path) if db_path is not None else None, **options})
