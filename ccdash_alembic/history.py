@@ -7,9 +7,10 @@ over from an earlier tool's history) or ``repair``. ``status`` is the revision's
 ``success`` (applied or stamped), ``rolled_back`` (reverted by a downgrade) or ``failed`` (the step failed
 and its transaction was rolled back). ``note`` says, in words, what a step found or did beyond running.
 
-``schema_version`` holds one row: the applied head(s) (comma-separated, empty at base), a ``dirty`` flag and
-when it last changed. It is rewritten in the same transaction as every step, so it always agrees with
-``alembic_version``.
+``schema_version`` holds one row: the applied head(s) (comma-separated, empty at base), a ``dirty`` flag,
+when it last changed, and ``database_id``: a random id given to the database the first time a step is recorded,
+which every copy of the file carries, so a restore can tell a backup of this database from any other file.
+It is updated in the same transaction as every step, so it always agrees with ``alembic_version``.
 
 Every statement goes through the migration context, so ``--sql`` output contains the history statements too.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import getpass
 import socket
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -68,6 +70,7 @@ schema_version = sa.Table(
     sa.Column("version", sa.String, primary_key=True),
     sa.Column("dirty", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("updated_at", sa.DateTime, nullable=False),
+    sa.Column("database_id", sa.String),
 )
 
 
@@ -113,6 +116,9 @@ def ensure_tables(context: MigrationContext) -> None:
     if existing and "direction" not in existing:
         _adopt(context, existing)
     context.execute(sa_ddl.CreateTable(migration_history, if_not_exists=True))
+    versions = _columns(context.impl.catalog_connection(), VERSION_TABLE)  # type: ignore[attr-defined]
+    if versions and "database_id" not in versions:  # made by an earlier version of this layer
+        context.impl.add_column(VERSION_TABLE, sa.Column("database_id", sa.String))
     context.execute(sa_ddl.CreateTable(schema_version, if_not_exists=True))
 
 
@@ -206,10 +212,22 @@ def record(context: MigrationContext, step: Step, heads: Iterable[str]) -> None:
     """Append ``step`` to the log and set ``schema_version`` to ``heads``, in the current transaction."""
     record_only(context, step)
     if step.status != "failed":
-        context.execute(schema_version.delete())
-        context.execute(
-            schema_version.insert().values(version=",".join(sorted(heads)), dirty=False, updated_at=utcnow())
-        )
+        _set_version(context, ",".join(sorted(heads)), dirty=False)
+
+
+def _set_version(context: MigrationContext, version: str, dirty: bool) -> None:
+    """Update the one ``schema_version`` row, or insert it (with a new ``database_id``) where there is none.
+
+    An update and a conditional insert rather than a read, so ``--sql`` scripts do the same."""
+    now = utcnow()
+    context.execute(schema_version.update().values(version=version, dirty=dirty, updated_at=now))
+    values = sa.select(
+        sa.literal(version, sa.String),
+        sa.literal(dirty, sa.Boolean),
+        sa.literal(now, sa.DateTime),
+        sa.literal(uuid.uuid4().hex, sa.String),
+    ).where(~sa.exists(sa.select(sa.literal(1)).select_from(schema_version)))
+    context.execute(schema_version.insert().from_select(["version", "dirty", "updated_at", "database_id"], values))
 
 
 def record_only(context: MigrationContext, step: Step) -> None:
@@ -261,6 +279,25 @@ def recorded_checksums(connection: Connection) -> dict[str, str]:
     return {version: checksum for version, checksum in rows}
 
 
+def applied_by(connection: Connection, version: str) -> str | None:
+    """How the revision came to be applied on this database: the direction of its latest successful step that
+    applied it (``up`` ran it, ``baseline`` adopted an existing schema, ``stamp`` or ``import`` only recorded
+    it), or None when no such step is recorded."""
+    if not is_ours(connection):
+        return None
+    row = connection.execute(
+        sa.select(migration_history.c.direction)
+        .where(
+            migration_history.c.version == version,
+            migration_history.c.direction.in_(("up", "baseline", "stamp", "import")),
+            migration_history.c.status == "success",
+        )
+        .order_by(migration_history.c.id.desc())
+        .limit(1)
+    ).first()
+    return row[0] if row else None
+
+
 def last_note(connection: Connection, version: str) -> str | None:
     """The note of the revision's latest successful ``up`` step: what it found and did on this database,
     for a downgrade that must know (none in ``--sql`` mode, where there are no rows to read)."""
@@ -280,14 +317,16 @@ def last_note(connection: Connection, version: str) -> str | None:
 
 
 def mark_dirty(context: MigrationContext, version: str) -> None:
-    """Mark the database dirty while ``version`` runs outside a transaction (one statement, so the mark is
-    either fully there or not at all)."""
-    assert context.connection is not None
-    now = utcnow()
-    if context.connection.execute(sa.select(sa.func.count()).select_from(schema_version)).scalar():
-        context.execute(schema_version.update().values(version=version, dirty=True, updated_at=now))
-    else:
-        context.execute(schema_version.insert().values(version=version, dirty=True, updated_at=now))
+    """Mark the database dirty while ``version`` runs outside a transaction (each statement of it is whole, so
+    the mark is either there or not at all)."""
+    _set_version(context, version, dirty=True)
+
+
+def database_id(connection: Connection) -> str | None:
+    """The id this layer gave the database, or None before its first recorded step."""
+    if "database_id" not in _columns(connection, VERSION_TABLE):
+        return None
+    return connection.execute(sa.select(sa.func.max(schema_version.c.database_id))).scalar()
 
 
 def dirty_mark(connection: Connection) -> tuple[str, datetime] | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import duckdb
@@ -19,8 +19,8 @@ from alembic import command
 from alembic.config import Config
 from alembic.script import Script, ScriptDirectory
 
-from ccdash_alembic import database
-from ccdash_alembic.errors import first_line
+from ccdash_alembic import database, filecopy
+from ccdash_alembic.errors import MigrateError, MigrationFailed, first_line
 from ccdash_alembic.history import OWN_TABLES
 from ccdash_alembic.settings import Settings, program_config
 from ccdash_alembic.tabledef import literal, quote
@@ -34,32 +34,42 @@ class Rehearsal:
     milliseconds: int | None = None
     changes: dict[str, tuple[int, int]] = field(default_factory=dict)  # table -> (rows gained, rows lost)
     error: str | None = None
+    refusal: MigrateError | None = None  # when the failure was a refusal (dirty, data loss...): up's answer too
 
 
 def copy_database(target: database.Target, settings: Settings, destination: Path) -> None:
-    """Copy the file (and its log) while holding a read-only connection, so no one writes meanwhile."""
+    """Copy the file (and its log) while holding a read-only connection, so no one writes meanwhile; a child
+    process copies it, since closing a descriptor of the file here would drop that connection's lock."""
     assert target.path is not None
     engine = database.read_only_engine(target)
     with database.connect(engine, target, settings.lock_timeout):
-        shutil.copyfile(target.path, destination)
-        wal = Path(str(target.path) + ".wal")
-        if wal.exists():
-            shutil.copyfile(wal, Path(str(destination) + ".wal"))
+        filecopy.copy([(target.path, destination), (Path(f"{target.path}.wal"), Path(f"{destination}.wal"))])
 
 
-def _config_for(config: Config, copy: Path) -> Config:
-    """The same environment, pointed at the copy, with no backups and errors raised rather than printed."""
+def _config_for(config: Config, settings: Settings, copy: Path, existed: bool) -> Config:
+    """The same environment and options, pointed at the copy, with errors raised rather than printed.
+
+    The copy is not backed up, but the data-loss guard lets through what ``up`` would let through: ``up``
+    makes a backup of an existing database before its first step unless ``-x backup=false``."""
     assert config.config_file_name is not None
-    return program_config(
-        config.config_file_name,
-        {"db": copy, "backup": False, "lock_timeout": 0},
-        ini_section=config.config_ini_section,
+    options: dict[str, object] = {
+        f.name: getattr(settings, f.name) for f in fields(settings) if getattr(settings, f.name) != f.default
+    }
+    options.update(
+        db=copy,
+        url=None,
+        backup=False,
+        backup_dir=None,
+        lock_timeout=0,
+        on_failure=None,
+        confirm_data_loss=settings.confirm_data_loss or (settings.backup and existed),
     )
+    return program_config(config.config_file_name, options, ini_section=config.config_ini_section)
 
 
 def pending(config: Config, copy: Path, destination: str) -> list[tuple[str, str]]:
     """``(revision, name)`` of each revision an upgrade to ``destination`` would run, in order."""
-    connection = duckdb.connect(str(copy), read_only=True)
+    connection = duckdb.connect(str(copy), read_only=True, config=dict(database.SAFE_OPEN))
     try:
         has_versions = connection.execute(
             "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'alembic_version'"
@@ -90,7 +100,7 @@ def _tables(connection: duckdb.DuckDBPyConnection, database_name: str) -> dict[s
 
 def changes(before: Path, after: Path) -> dict[str, tuple[int, int]]:
     """Rows each table gained and lost between two copies (an updated row counts as one lost, one gained)."""
-    connection = duckdb.connect(str(after), read_only=True)
+    connection = duckdb.connect(str(after), read_only=True, config=dict(database.SAFE_OPEN))
     try:
         connection.execute(f"ATTACH {literal(str(before))} AS before (READ_ONLY)")
         name = connection.execute("SELECT current_database()").fetchone()
@@ -124,13 +134,17 @@ def rehearse(config: Config, settings: Settings, destination: str = "head") -> l
     """Run the revisions up to ``destination`` on a copy of the database, one by one, stopping at a failure."""
     target = database.resolve(settings)
     with tempfile.TemporaryDirectory(prefix="ccdash-rehearsal-") as folder:
-        copy, before = Path(folder) / "rehearsal.db", Path(folder) / "before.db"
-        if target.path is not None and target.path.exists():
+        # the copy keeps the database's file name, so DuckDB 1.1 opens it as it opens the database
+        name = target.path.name if target.path is not None else "rehearsal.db"
+        (Path(folder) / "before").mkdir()
+        copy, before = Path(folder) / name, Path(folder) / "before" / name
+        existed = target.path is not None and target.path.exists()
+        if existed:
             copy_database(target, settings, copy)
-        connection = duckdb.connect(str(copy))  # a new, empty database when there is none yet
+        connection = duckdb.connect(str(copy), config=dict(database.SAFE_OPEN))  # a new database if there is none
         connection.execute("CHECKPOINT")  # folds a copied log into the file, so copies of the file are whole
         connection.close()
-        rehearsal_config = _config_for(config, copy)
+        rehearsal_config = _config_for(config, settings, copy, existed)
         results = []
         for revision, name in pending(config, copy, destination):
             shutil.copyfile(copy, before)
@@ -140,6 +154,8 @@ def rehearse(config: Config, settings: Settings, destination: str = "head") -> l
                 command.upgrade(rehearsal_config, revision)
             except Exception as error:  # the rehearsal reports any failure instead of stopping on it
                 result.status, result.error = "failed", first_line(error)
+                if isinstance(error, MigrateError) and not isinstance(error, MigrationFailed):
+                    result.refusal = error
                 break
             result.milliseconds = _recorded_time(copy, revision)
             result.changes = changes(before, copy)
@@ -147,7 +163,7 @@ def rehearse(config: Config, settings: Settings, destination: str = "head") -> l
 
 
 def _recorded_time(copy: Path, revision: str) -> int | None:
-    connection = duckdb.connect(str(copy), read_only=True)
+    connection = duckdb.connect(str(copy), read_only=True, config=dict(database.SAFE_OPEN))
     try:
         row = connection.execute(
             "SELECT execution_time_ms FROM migration_history WHERE version = ? AND direction IN ('up', 'baseline')"

@@ -24,7 +24,7 @@ from alembic.config import Config
 from alembic.script import Script, ScriptDirectory
 from sqlalchemy.engine import Connection
 
-from ccdash_alembic import database, history
+from ccdash_alembic import database, fileheader, history
 from ccdash_alembic.errors import Locked
 from ccdash_alembic.settings import Settings
 
@@ -74,6 +74,8 @@ class Status:
     schema_version: str | None = None  # what schema_version says is applied (None: it has no row)
     version_mismatch: str | None = None  # how schema_version disagrees with alembic_version, if it does
     unrecorded: list[str] = field(default_factory=list)  # applied revisions no history row records as applied
+    # The one file name DuckDB 1.1 (inside CCDash) opens the file under, when it has one (see fileheader).
+    name_bound: str | None = None
     history: list[Step] = field(default_factory=list)  # oldest first
 
     @property
@@ -119,9 +121,12 @@ def read(config: Config, settings: Settings) -> Status:
     status = Status(database=target.describe(), exists=not target.is_new)
     script = ScriptDirectory.from_config(config)
     if status.exists:
+        header = fileheader.read(target.path) if target.path is not None else None  # before the lock is held
         try:
             with database.connect(database.read_only_engine(target), target) as connection:
                 _read_database(connection, script, status)
+                if target.path is not None and fileheader.bound_to_name(header, _has_indexes(connection)):
+                    status.name_bound = target.path.name
         except Locked as locked:
             status.in_use_by = locked.holder
     _read_revisions(script, status)
@@ -156,6 +161,14 @@ def _read_database(connection: Connection, script: ScriptDirectory, status: Stat
     status.last_failure = status.failures[-1] if status.failures else None
     if status.dirty is None:
         status.schema_version, status.version_mismatch = _schema_version(connection, status.current)
+
+
+def _has_indexes(connection: Connection) -> bool:
+    return bool(
+        connection.exec_driver_sql(
+            "SELECT count(*) FROM duckdb_indexes() WHERE database_name = current_database()"
+        ).scalar()
+    )
 
 
 def _known(script: ScriptDirectory, revisions: list[str]) -> list[str]:

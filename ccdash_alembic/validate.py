@@ -34,7 +34,9 @@ FILE_NAME = re.compile(r"^(?P<id>\d{14})_(?P<slug>[a-z0-9_]+)\.py$")
 
 @dataclass(frozen=True)
 class Finding:
-    kind: str  # "file", "graph", "sql", "checksum", "order", "dirty", "inconsistent", "failed", "pending"
+    # "file", "graph", "sql", "checksum", "order", "dirty", "inconsistent", "failed", "pending"; and "note",
+    # which is worth knowing but changes no exit code
+    kind: str
     subject: str
     message: str
 
@@ -81,6 +83,9 @@ def check_files(config: Config) -> tuple[list[Finding], list[_Revision]]:
             module = _load(path)
         except SyntaxError as error:
             findings.append(Finding("file", path.name, f"syntax error at line {error.lineno}: {error.msg}"))
+            continue
+        except SystemExit as stop:  # its exit code must not pass for validate's
+            findings.append(Finding("file", path.name, f"cannot be loaded: it calls sys.exit({stop.code!r})"))
             continue
         except Exception as error:  # a revision file that fails to import is a finding, whatever the reason
             findings.append(Finding("file", path.name, f"cannot be loaded: {type(error).__name__}: {error}"))
@@ -239,6 +244,15 @@ def state_findings(state: Status) -> list[Finding]:
     ]
     if state.exists and state.in_use_by is None:
         findings += [Finding("pending", r.revision, f"is not applied ({r.name})") for r in state.pending]
+    if state.name_bound is not None:
+        findings.append(
+            Finding(
+                "note",
+                state.name_bound,
+                f"DuckDB 1.1 (inside CCDash) opens this file only under the name {state.name_bound}: DuckDB 2.x "
+                "wrote its indexes; keep that name when copying or moving it (backups do)",
+            )
+        )
     return findings
 
 

@@ -51,7 +51,8 @@ def _validate(project: Project) -> tuple[int, list[tuple[str, str, str]]]:
     result = project.migrate("validate", "--json")
     data = json.loads(result.stdout)
     assert data["exit_code"] == result.returncode
-    return result.returncode, [(f["kind"], f["subject"], f["message"]) for f in data["findings"]]
+    # notes change no exit code (the file-name note is there for every database with an index)
+    return result.returncode, [(f["kind"], f["subject"], f["message"]) for f in data["findings"] if f["kind"] != "note"]
 
 
 def _repair(project: Project, *args: str) -> str:
