@@ -11,13 +11,24 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
+from alembic import util
 from alembic.config import CommandLine, Config
+from alembic.util import CommandError
 
 from ccdash_alembic import commands
-from ccdash_alembic.errors import MigrateError
+from ccdash_alembic.ccdash import environment
+from ccdash_alembic.errors import (
+    MISSING_PARENT_WARNING,
+    MigrateError,
+    exit_in_revision_file,
+    interrupted,
+    revision_problem,
+    write_failure,
+)
 
 _JSON = (("--json",), {"dest": "json_output", "action": "store_true", "help": "print JSON instead of a table"})
 _OPTIONS: dict[str, list[tuple[tuple[str, ...], dict[str, Any]]]] = {
@@ -25,6 +36,17 @@ _OPTIONS: dict[str, list[tuple[tuple[str, ...], dict[str, Any]]]] = {
     "backup": [(("--list",), {"dest": "list_only", "action": "store_true", "help": "list the backups"})],
     "restore": [(("backup_name",), {"nargs": "?", "help": "the backup's file name (default: the newest)"})],
     "rehearse": [(("revision",), {"nargs": "?", "default": "head", "help": "revision to rehearse up to"})],
+    "repair": [
+        (
+            ("--clear-failure",),
+            {
+                "dest": "clear_failure",
+                "action": "append",
+                "metavar": "REVISION",
+                "help": "also clear the unresolved failure of REVISION, whose file is still there (repeatable)",
+            },
+        )
+    ],
     "status": [_JSON],
     "history": [_JSON, (("--slowest",), {"action": "store_true", "help": "slowest steps first"})],
     "validate": [_JSON],
@@ -53,6 +75,7 @@ COMMANDS: list[Callable[..., None]] = [
     commands.repair,
     commands.rehearse,
     commands.options,
+    environment.config,
 ]
 
 
@@ -66,6 +89,12 @@ def _remove_command(subparsers: Any, name: str) -> None:
 def parser() -> tuple[CommandLine, argparse.ArgumentParser]:
     cli = CommandLine(prog="ccdash-migrate")
     _remove_command(cli.subparsers, "history")
+    for action in cli.parser._actions:
+        if "--config" in action.option_strings:
+            action.help = (
+                "the alembic.ini to use; default: $ALEMBIC_CONFIG, else ./alembic.ini if there is one, else CCDash's "
+                "migrations (ccdash-migrate config prints which)"
+            )
     for fn in COMMANDS:
         cli.register_command(fn)
         name = fn.__name__
@@ -83,17 +112,46 @@ def parser() -> tuple[CommandLine, argparse.ArgumentParser]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    cli, argument_parser = parser()
+    warnings.filterwarnings("ignore", MISSING_PARENT_WARNING, UserWarning)  # the error line names the parent
+    _, argument_parser = parser()
     options = argument_parser.parse_args(list(argv) if argv is not None else sys.argv[1:])
     if not hasattr(options, "cmd"):
         argument_parser.error("too few arguments")
-    config = Config(
-        file_=options.config[0] if options.config else "alembic.ini", ini_section=options.name, cmd_opts=options
-    )
-    try:
-        cli.run_cmd(config, options)
+    try:  # -c, else $ALEMBIC_CONFIG, else ./alembic.ini, else CCDash's migrations
+        chosen = environment.for_command_line(options)
     except MigrateError as error:
-        if options.raiseerr:
+        _stop(options, error, error)
+    config = Config(file_=chosen.path, ini_section=options.name, cmd_opts=options)
+    try:
+        _run(config, options)
+    except MigrateError as error:
+        _stop(options, error, error)
+    except KeyboardInterrupt as interrupt:
+        _stop(options, interrupted(), interrupt)
+    except SystemExit as stop:
+        problem = exit_in_revision_file(config, stop)
+        if problem is None:
             raise
-        print(error.line(), file=sys.stderr)
-        raise SystemExit(int(error.exit_code)) from error
+        _stop(options, problem, stop)
+    except Exception as error:
+        # a revision file that does not load, a broken graph, a database at a revision no file has (exit 11), a
+        # write the disk refused (exit 3): one line, as env.py gives for Alembic's commands
+        problem = revision_problem(config, error) or write_failure(error)
+        if problem is not None:
+            _stop(options, problem, error)
+        if isinstance(error, CommandError) and not options.raiseerr:
+            util.err(str(error), **config.messaging_opts)  # Alembic's own FAILED line and exit code
+        raise
+
+
+def _run(config: Config, options: argparse.Namespace) -> None:
+    """Alembic's ``CommandLine.run_cmd`` without its handling of ``CommandError``, which ``main`` does."""
+    fn, positional, kwarg = options.cmd
+    fn(config, *[getattr(options, k, None) for k in positional], **{k: getattr(options, k, None) for k in kwarg})
+
+
+def _stop(options: argparse.Namespace, error: MigrateError, cause: BaseException) -> NoReturn:
+    if options.raiseerr:
+        raise cause
+    print(error.line(), file=sys.stderr)
+    raise SystemExit(int(error.exit_code)) from cause

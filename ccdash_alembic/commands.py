@@ -6,7 +6,6 @@ command line turns into one line and an exit code.
 
 from __future__ import annotations
 
-import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +17,7 @@ from alembic.script import Script, ScriptDirectory
 from sqlalchemy.engine import Connection
 
 from ccdash_alembic import backup as backups
-from ccdash_alembic import checksum, database, output, sqlfiles, web
+from ccdash_alembic import checksum, database, output, revision_text, sqlfiles, web
 from ccdash_alembic import history as log
 from ccdash_alembic import rehearse as rehearsal
 from ccdash_alembic import state as states
@@ -36,6 +35,7 @@ from ccdash_alembic.errors import (
     NotCCDash,
     Pending,
     UsageError,
+    at_unknown_revision,
 )
 from ccdash_alembic.revision_ids import name_files_by_id, next_id
 from ccdash_alembic.settings import Settings
@@ -43,7 +43,8 @@ from ccdash_alembic.settings import Settings
 
 def settings_of(config: Config) -> Settings:
     """The run's options: the configuration file's section and the command line's ``-x``."""
-    x_arguments = dict(a.split("=", 1) for a in (getattr(config.cmd_opts, "x", None) or []) if "=" in a)
+    # as Alembic's get_x_argument reads them: "-x db" without "=" is an empty value (refused), not no value
+    x_arguments = dict((a.split("=", 1) if "=" in a else (a, "")) for a in (getattr(config.cmd_opts, "x", None) or []))
     return Settings.load(config, x_arguments)
 
 
@@ -56,6 +57,14 @@ def _open(config: Config, read_only: bool) -> tuple[database.Target, Settings, C
         return target, settings, None
     engine = database.read_only_engine(target) if read_only else database.create_engine(target, settings)
     return target, settings, database.connect(engine, target, settings.lock_timeout)
+
+
+def _refuse_unknown_revision(state: states.Status) -> None:
+    """After ``status`` or ``history`` showed what they could: a database at a revision no file has is an error
+    (exit code 11), as it is for ``up``, ``down`` and ``validate``."""
+    unknown = [r for r in state.current if not state.has_file(r)]
+    if unknown:
+        raise at_unknown_revision(", ".join(unknown))
 
 
 def _read(config: Config, settings: Settings) -> states.Status:
@@ -81,19 +90,15 @@ def down(config: Config) -> None:
 
 
 def create(config: Config, message: str | None = None, autogenerate: bool = False, sql_files: bool = False) -> None:
-    """Write a new revision named after the current time; with --sql, as a stub with .up.sql/.down.sql files."""
+    """Write a new revision named after the current time; with --sql, as a stub with .up.sql/.down.sql files.
+
+    The message is data in the file (an escaped docstring, see ``revision_text``): one that cannot be, or
+    would not name a valid file, is refused before anything is written, and a revision that is written but
+    does not load with the message as its doc is removed again, with everything else this run wrote.
+    """
     script = ScriptDirectory.from_config(config)
-    slug = _slug(message or "", script.truncate_slug_length)
-    if not slug:
-        raise UsageError(
-            f"the message {message or ''!r} has no letters or digits to name the file with",
-            'Say what the revision does, e.g. -m "add user preferences"',
-        )
-    if not re.fullmatch(r"[a-z0-9_]+", slug):
-        raise UsageError(
-            f"the message {message!r} would name the file {slug!r}, which has characters other than a-z, 0-9 and _",
-            "Write the message in ASCII letters and digits",
-        )
+    message = revision_text.check_message(message or "")
+    slug = revision_text.slug(message, script.truncate_slug_length)
     clash = [
         p.name
         for p in validation.revision_files(config)
@@ -108,21 +113,17 @@ def create(config: Config, message: str | None = None, autogenerate: bool = Fals
         raise UsageError("--autogenerate writes Python, not SQL files", "Use one of --autogenerate and --sql")
     revision = next_id(datetime.now(UTC), script.get_heads())
     name_files_by_id(config)
-    if sql_files:
-        written = sqlfiles.create(config, revision, message or "")
-    else:
-        made = command.revision(config, message, autogenerate=autogenerate, rev_id=revision)
-        written = [checksum.source_path(made)] if isinstance(made, Script) else []
+    with sqlfiles.removed_on_failure(config, [revision]) as written:
+        if sql_files:
+            written += sqlfiles.create(config, revision, message)
+        else:
+            made = command.revision(config, message, autogenerate=autogenerate, rev_id=revision)
+            for made_script in made if isinstance(made, list) else [made]:
+                if isinstance(made_script, Script):
+                    written.append(checksum.source_path(made_script))
+                    sqlfiles.check_doc(made_script, message)
     for path in written:
         print(f"Wrote {path}")
-
-
-def _slug(message: str, truncate: int) -> str:
-    """The file name slug Alembic makes of a message (its words, joined by ``_``, lower case, truncated)."""
-    slug = "_".join(re.findall(r"\w+", message)).lower()
-    if len(slug) > truncate:
-        slug = slug[:truncate].rsplit("_", 1)[0] + "_"
-    return slug
 
 
 def import_sql(config: Config, directory: str = ".") -> None:
@@ -131,14 +132,19 @@ def import_sql(config: Config, directory: str = ".") -> None:
     for path in written:
         print(f"Wrote {path}")
     for name in skipped:
-        print(f"Skipped {name}: not named <14-digit timestamp>_<name>.up.sql or .down.sql", file=sys.stderr)
+        print(
+            f"Skipped {revision_text.printable(name)}: not named <14-digit timestamp>_<name>.up.sql or .down.sql",
+            file=sys.stderr,
+        )
 
 
 def status(config: Config, json_output: bool = False) -> None:
-    """Show the database's revision, pending revisions, dirty mark, changed files and last failure."""
+    """Show the database's revision, pending revisions, dirty mark, whether its records agree, changed files
+    and the last failure."""
     state = _read(config, settings_of(config))
     if json_output:
         output.as_json(state.as_dict())
+        _refuse_unknown_revision(state)
         return
     names = {r.revision: r.name for r in state.revisions}
 
@@ -147,6 +153,15 @@ def status(config: Config, json_output: bool = False) -> None:
 
     dirty = f"yes: {state.dirty[0]} did not finish (since {state.dirty[1]:%Y-%m-%d %H:%M} UTC)" if state.dirty else "no"
     failure = state.last_failure
+    more = len(state.failures) - 1
+    schema_version = state.version_mismatch or (
+        "names the revision that left the dirty mark"
+        if state.dirty
+        else "agrees with alembic_version"
+        if state.exists
+        else "none (no database yet)"
+    )
+    unrecorded = ", ".join(state.unrecorded) + " (applied, but no history row records them: ccdash-migrate repair)"
     output.fields(
         [
             ("Database", state.database + ("" if state.exists else " (does not exist yet)"), None),
@@ -154,13 +169,23 @@ def status(config: Config, json_output: bool = False) -> None:
             ("Head", described(state.heads), None),
             ("Pending", ", ".join(r.revision for r in state.pending) or "none", "pending" if state.pending else None),
             ("Dirty", dirty, "dirty" if state.dirty else None),
+            ("Schema version", schema_version, "dirty" if state.version_mismatch else None),
+            ("Unrecorded", unrecorded if state.unrecorded else "none", "dirty" if state.unrecorded else None),
             ("Changed files", ", ".join(state.drift) or "none", "drift" if state.drift else None),
             (
                 "Last failure",
-                f"{failure.version} at {failure.applied_at:%Y-%m-%d %H:%M:%S} UTC: {failure.error_message}"
+                f"{failure.version} at {failure.applied_at:%Y-%m-%d %H:%M:%S} UTC: {failure.error_message}; "
+                f"{state.failure_remedy(failure)}" + (f" (and {more} more: ccdash-migrate validate)" if more else "")
                 if failure
                 else "none",
                 "failed" if failure else None,
+            ),
+            (
+                "DuckDB 1.1",
+                f"opens this file only as {state.name_bound} (DuckDB 2.x wrote its indexes)"
+                if state.name_bound
+                else "opens it under any name",
+                "pending" if state.name_bound else None,
             ),
         ]
     )
@@ -170,19 +195,25 @@ def status(config: Config, json_output: bool = False) -> None:
         [[r.revision, r.state, _milliseconds(r.execution_time_ms), r.name] for r in state.revisions],
         [r.state for r in state.revisions],
     )
+    _refuse_unknown_revision(state)
 
 
 def history(config: Config, json_output: bool = False, slowest: bool = False) -> None:
     """Show every recorded step (migration_history), oldest first, or with --slowest the slowest first."""
-    steps = _read(config, settings_of(config)).history
+    state = _read(config, settings_of(config))
+    steps = state.history
     if slowest:
         steps = sorted(steps, key=lambda s: -1 if s.execution_time_ms is None else s.execution_time_ms, reverse=True)
     if json_output:
         output.as_json([states.plain(vars(s)) for s in steps])
-        return
-    if not steps:
+    elif not steps:
         print("No steps recorded yet", file=sys.stderr)
-        return
+    else:
+        _history_table(steps)
+    _refuse_unknown_revision(state)
+
+
+def _history_table(steps: list[states.Step]) -> None:
     output.table(
         ["Time (UTC)", "Direction", "Revision", "Name", "Duration", "Status", "Checksum"],
         [
@@ -233,7 +264,7 @@ def validate(config: Config, json_output: bool = False) -> None:
         output.table(
             ["Kind", "Subject", "Finding"],
             [[f.kind, f.subject, f.message] for f in findings],
-            ["failed" if f.kind not in ("pending", "order") else "pending" for f in findings],
+            ["failed" if f.kind not in ("pending", "order", "note") else "pending" for f in findings],
         )
     else:
         print(f"{len(revisions_found)} revisions: no findings")
@@ -255,7 +286,7 @@ _VALIDATE_TODO = {
     ExitCode.INVALID_REVISIONS: "Fix the revision files before the next upgrade",
     ExitCode.CHECKSUM_MISMATCH: "Restore the files as they were applied, or accept them with -x accept_changed=true",
     ExitCode.DIRTY: "Check the database, then run ccdash-migrate repair, or restore a backup",
-    ExitCode.MIGRATION_FAILED: "Fix the failed revision and run it again",
+    ExitCode.MIGRATION_FAILED: "Fix the failed revision and run it again, or clear the failure as the finding says",
     ExitCode.PENDING: "Run ccdash-migrate up",
 }
 
@@ -263,6 +294,8 @@ _VALIDATE_TODO = {
 def serve(config: Config, host: str = "127.0.0.1", port: int = 8765) -> None:
     """Serve a read-only status page (revision graph, history, timings) until interrupted."""
     settings = settings_of(config)
+    if not 0 <= port <= 65535:  # the socket layer would take 70000 as 4464 and listen there
+        raise UsageError(f"--port {port} is not a port number", "Give one from 0 to 65535 (0 picks a free one)")
     server = web.make_server(config, settings, host, port)
     address, bound = str(server.server_address[0]), int(server.server_address[1])
     print(f"Serving the status of {database.resolve(settings).describe()} at http://{address}:{bound}/ (read-only)")
@@ -303,51 +336,149 @@ def baseline(config: Config, dry_run: bool = False) -> None:
 
 
 def backup(config: Config, list_only: bool = False) -> None:
-    """Copy the database now (or, with --list, list its backups)."""
-    target, settings, connection = _open(config, read_only=True)
+    """Copy the database now (or, with --list, list its backups: that reads only the backup folder)."""
     if list_only:
-        for path in backups.backups(target, settings):
-            print(path)
+        settings = settings_of(config)
+        target = database.resolve(settings)
+        print(f"Database: {target.describe()}", file=sys.stderr)
+        for made in backups.backups(target, settings):
+            print(made.folder)
         return
+    target, settings, connection = _open(config, read_only=True)
     if connection is None:
-        raise MigrateError(f"there is no database at {target.describe()}", "Nothing to back up")
-    with connection:
+        raise UsageError(f"there is no database at {target.describe()}", "Nothing to back up")
+    with connection:  # held (read-only: nothing writes) while a child process copies the file
         heads = MigrationContext.configure(connection).get_current_heads()
-        made = backups.create(target, settings, ",".join(sorted(heads)))
-    print(made)
+        identity = log.database_id(connection)
+        made = backups.create(target, settings, ",".join(sorted(heads)), identity, kind="manual")
+    print(made.folder)
 
 
 def restore(config: Config, backup_name: str | None = None) -> None:
-    """Put a backup (the newest, or BACKUP_NAME) in place of the database; refused while it is in use."""
+    """Put a backup of this database (the newest, or BACKUP_NAME) in its place; refused while it is in use.
+    The file it replaces is kept as a backup of its own."""
     settings = settings_of(config)
     target = database.resolve(settings)
     print(f"Database: {target.describe()}", file=sys.stderr)
-    source = backups.find(target, settings, backup_name)
-    backups.restore(target, source)
-    print(f"Restored {target.path} from {source}")
+    if target.path is None:
+        raise UsageError("only a database file can be restored", "Use -x db=PATH")
+    chosen = backups.find(target, settings, backup_name)
+    kept = backups.restore(target, settings, chosen)
+    if kept is not None:
+        print(f"Kept the replaced file as {kept.folder}")
+    print(f"Restored {backups.real_path(target)} from {chosen.folder}")
 
 
-def repair(config: Config) -> None:
-    """Clear the dirty mark a revision that ran outside a transaction left, and record it."""
-    _, _, connection = _open(config, read_only=False)
+def repair(config: Config, clear_failure: list[str] | None = None) -> None:
+    """Set right what the database's records say is wrong, and record each repair: a dirty mark, a failure whose
+    revision file is gone (or one named with --clear-failure), a schema_version that disagrees with
+    alembic_version, applied revisions without a history row."""
+    target, _, connection = _open(config, read_only=False)
     if connection is None:
         print("There is no database; nothing to repair")
         return
+    script = ScriptDirectory.from_config(config)
     with connection:
-        mark = log.dirty_mark(connection)
-        if mark is None:
-            print("The database is not marked dirty; nothing to repair")
+        state = states.read_connection(connection, script, target.describe())
+        asked = list(dict.fromkeys(clear_failure or []))
+        unknown = [r for r in asked if r not in {f.version for f in state.failures}]
+        if unknown:
+            raise UsageError(
+                f"revision {unknown[0]} has no unresolved failure to clear",
+                "ccdash-migrate validate lists the failures there are; nothing was changed",
+            )
+        cleared = [f for f in state.failures if f.version in asked or not state.has_file(f.version)]
+        if not (state.dirty or cleared or state.unrecorded or state.version_mismatch):
+            left = [f for f in state.failures if f not in cleared]
+            print("Nothing to repair: the database is not marked dirty and its records agree")
+            for failure in left:
+                print(f"Revision {failure.version} failed and is not resolved: {state.failure_remedy(failure)}")
             return
         context = MigrationContext.configure(connection)
+        log.ensure_tables(context)
         heads = context.get_current_heads()
-        version, since = mark
-        note = (
-            f"cleared the dirty mark of revision {version} (set {since:%Y-%m-%d %H:%M} UTC); the database stays at "
-            f"{', '.join(heads) or 'base'}, so {version} counts as not applied (stamp it if its changes are complete)"
-        )
-        log.clear_dirty(context, heads, note)
+        done = [_clear_dirty_mark(context, state.dirty, heads)] if state.dirty else []
+        done += [_clear_failure(context, failure, state.has_file(failure.version)) for failure in cleared]
+        done += [_record_applied(context, script, revision) for revision in state.unrecorded]
+        if state.version_mismatch and not state.dirty:
+            done.append(_rewrite_schema_version(context, connection, state.version_mismatch, heads))
         connection.commit()
-    print(note[0].upper() + note[1:])
+    for note in done:
+        print(note[0].upper() + note[1:])
+    for failure in state.failures:
+        if failure not in cleared:
+            print(f"Revision {failure.version} failed and is not resolved: {state.failure_remedy(failure)}")
+
+
+def _clear_dirty_mark(context: MigrationContext, mark: tuple[str, datetime], heads: tuple[str, ...]) -> str:
+    version, since = mark
+    note = (
+        f"cleared the dirty mark of revision {version} (set {since:%Y-%m-%d %H:%M} UTC); the database stays at "
+        f"{', '.join(heads) or 'base'}, so {version} counts as not applied (stamp it if its changes are complete)"
+    )
+    log.clear_dirty(context, heads, note)
+    return note
+
+
+def _clear_failure(context: MigrationContext, failure: states.Step, has_file: bool) -> str:
+    """A ``repair`` row after a failed step resolves it: nothing of a failed step was applied, so the revision
+    counts as pending (or, its file gone, as nothing at all)."""
+    why = "cleared with --clear-failure, so it counts as pending" if has_file else "its revision file no longer exists"
+    note = (
+        f"cleared the failure of revision {failure.version} (at {failure.applied_at:%Y-%m-%d %H:%M} UTC: "
+        f"{failure.error_message}): {why}"
+    )
+    log.record_only(
+        context,
+        log.Step(version=failure.version, name=failure.name, direction="repair", status="success", note=note),
+    )
+    return note
+
+
+def _record_applied(context: MigrationContext, script: ScriptDirectory, revision: str) -> str:
+    """An ``accept`` row for an applied revision no row recorded: its file as it is now is taken as applied,
+    so changes from now on are detected."""
+    found = script.get_revision(revision)
+    assert found is not None
+    note = (
+        f"recorded revision {revision} as applied: alembic_version has it but no history row did (stamped without "
+        "ccdash-migrate, or its rows were deleted); its file's checksum now is taken as the one applied"
+    )
+    log.record_only(
+        context,
+        log.Step(
+            version=revision,
+            name=found.doc,
+            direction="accept",
+            status="success",
+            checksum=checksum.revision_checksum(found),
+            note=note,
+        ),
+    )
+    return note
+
+
+def _rewrite_schema_version(
+    context: MigrationContext, connection: Connection, mismatch: str, heads: tuple[str, ...]
+) -> str:
+    """Rewrite ``schema_version`` from ``alembic_version`` (what Alembic acts on), keeping one row."""
+    table = log.schema_version
+    rows = connection.execute(table.select().order_by(table.c.updated_at.desc())).all()
+    if len(rows) > 1:
+        context.execute(table.delete().where(table.c.version != rows[0].version))
+    note = f"rewrote schema_version from alembic_version ({mismatch})"
+    log.record(
+        context,
+        log.Step(
+            version=",".join(sorted(heads)),
+            name="repair of schema_version",
+            direction="repair",
+            status="success",
+            note=note,
+        ),
+        heads,
+    )
+    return note
 
 
 def rehearse(config: Config, revision: str = "head") -> None:
@@ -363,6 +494,9 @@ def rehearse(config: Config, revision: str = "head") -> None:
         print(f"{result.revision}  {result.status:7}  {time:>9}  {result.name}")
         print(f"    {result.error if result.error else changed}")
     failed = [r for r in results if r.status != "success"]
+    refusal = failed[0].refusal if failed else None
+    if refusal is not None:  # what up would refuse with, and the same exit code
+        raise type(refusal)(f"in the rehearsal of {failed[0].revision}: {refusal.what}", refusal.todo)
     if failed:
         raise MigrationFailed(
             f"revision {failed[0].revision} failed in the rehearsal: {failed[0].error}",

@@ -26,12 +26,16 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.pool import NullPool
 
-from ccdash_alembic.errors import DatabaseUnusable, Locked, UsageError, first_line
+from ccdash_alembic.errors import DatabaseUnusable, HistoryConflict, Locked, UsageError, first_line
 from ccdash_alembic.settings import Settings
 from ccdash_alembic.tabledef import literal
 
 ENV_VAR = "CCDASH_DB_PATH"
 DEFAULT_PATH = "~/.ccdash/ccdash.db"
+
+# DuckDB settings for every connection to a user's file: a file DuckDB does not recognise (SQLite, say) makes it
+# try to download and load an extension, which a migration tool must never do on its own.
+SAFE_OPEN: dict[str, str | int | bool] = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
 
 
 @dataclass(frozen=True)
@@ -44,8 +48,9 @@ class Target:
 
     @property
     def is_new(self) -> bool:
-        """A file that is not there yet, or is empty (DuckDB makes a new database of an empty file)."""
-        return self.path is not None and (not self.path.exists() or self.path.stat().st_size == 0)
+        """A file that is not there yet. An empty file is not new: opening it is refused (``_unusable``) by
+        every command alike, rather than read as an empty database by some and refused by others."""
+        return self.path is not None and not self.path.exists()
 
     def describe(self) -> str:
         where = str(self.path) if self.path is not None else self.url.render_as_string(hide_password=True)
@@ -66,14 +71,39 @@ def resolve(settings: Settings, environ: Mapping[str, str] = os.environ) -> Targ
                 f"{url.get_backend_name()!r} databases are not supported, only DuckDB",
                 "Use -x url=duckdb:///PATH or -x db=PATH.",
             )
-        database = url.database or ":memory:"
-        path = None if database == ":memory:" else _file_path(database)
-        return Target(url.set(database=str(path) if path else database), path, "-x url")
+        path = _file_path(_file_name(url.database or ":memory:", f"-x url={settings.url}"))
+        return Target(url.set(database=str(path)), path, "-x url")
     if settings.db:
-        return _file_target(settings.db, "-x db")
-    if environ.get(ENV_VAR):
-        return _file_target(environ[ENV_VAR], ENV_VAR)
+        return _file_target(_file_name(settings.db, f"-x db={settings.db}"), "-x db")
+    if ENV_VAR in environ:
+        if not environ[ENV_VAR].strip():  # an unset shell variable exported empty: never the default instead
+            raise UsageError(
+                f"{ENV_VAR} is set but empty", f"Set it to the database's path, or unset it to use {DEFAULT_PATH}"
+            )
+        return _file_target(_file_name(environ[ENV_VAR], f"{ENV_VAR}={environ[ENV_VAR]}"), ENV_VAR)
     return _file_target(DEFAULT_PATH, "default")
+
+
+# What DuckDB reads as something other than a file: ":memory:" (optionally ":memory:name"), and "<prefix>:..."
+# (md:, motherduck:, s3:, http:, sqlite:...), which names an extension to load for it. A file so named is
+# reachable as ./md:x.
+_NOT_A_FILE = re.compile(r"^(:memory:|[A-Za-z][A-Za-z0-9_+.-]*:)")
+
+
+def _file_name(text: str, given: str) -> str:
+    """``text`` if DuckDB would open it as a file; a migration needs a file, which it backs up, locks and
+    leaves behind, and an in-memory or remote database would be created, migrated and lost (or not be one)."""
+    special = _NOT_A_FILE.match(text)
+    if special is None:
+        return text
+    kind = (
+        "an in-memory database"
+        if special[1] == ":memory:"
+        else f"{special[1]}, a database DuckDB reaches through an extension, not a file"
+    )
+    raise UsageError(
+        f"{given} names {kind}", "Give the path of a DuckDB file (write ./NAME for a file whose name has a colon)"
+    )
 
 
 def _file_path(text: str) -> Path:
@@ -94,36 +124,62 @@ def _prepare_folder(path: Path) -> None:
                     f"cannot use {path}: {parent} is a file, not a folder", "Choose a path inside a folder."
                 )
             break
-    if path.is_dir():
-        raise UsageError(f"cannot use {path}: it is a folder", "Give the path of a database file.")
+    _refuse_folder(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise UsageError(f"cannot create the folder {path.parent}: {exc.strerror}", "Choose a writable path.") from exc
+        raise DatabaseUnusable(
+            f"cannot create the folder {path.parent}: {exc.strerror}", "Choose a writable path."
+        ) from exc
+
+
+def refuse_unwritable(target: Target) -> None:
+    """Refuse, before the first write, a database DuckDB could not write: it keeps its write-ahead log
+    (``<file>.wal``) beside the file, so in a read-only folder the first commit fails after its revision ran.
+    (``os.access`` asks with the process's real user and capabilities, so root is refused on a read-only mount.)"""
+    if target.path is None:
+        return
+    folder = target.path.parent
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise DatabaseUnusable(
+            f"cannot write in {folder}, where DuckDB keeps the log of {target.path.name} while it changes it",
+            "Make the folder writable, or move the database to a writable folder; nothing was changed",
+        )
+    if target.path.exists() and not os.access(target.path, os.W_OK):
+        raise DatabaseUnusable(f"cannot write {target.path}", "Make the file writable; nothing was changed")
+
+
+def _refuse_folder(path: Path) -> None:
+    """The same refusal (exit code 2) from every command: a folder is a wrong path, not a damaged database."""
+    if path.is_dir():
+        raise UsageError(f"cannot use {path}: it is a folder", "Give the path of a database file.")
 
 
 def create_engine(target: Target, settings: Settings) -> Engine:
     """An engine for the target, with the run's DuckDB settings; a file that does not exist yet is created in the
     configured storage format."""
-    config: dict[str, str | int] = {
-        name: value
-        for name, value in (
-            ("memory_limit", settings.memory_limit),
-            ("threads", settings.threads),
-            ("temp_directory", settings.temp_directory),
-        )
-        if value is not None
+    config: dict[str, str | int | bool] = {
+        **SAFE_OPEN,
+        **{
+            name: value
+            for name, value in (
+                ("memory_limit", settings.memory_limit),
+                ("threads", settings.threads),
+                ("temp_directory", settings.temp_directory),
+            )
+            if value is not None
+        },
     }
     if target.path is not None:
         _prepare_folder(target.path)
         if target.is_new:
             config["storage_compatibility_version"] = settings.storage_compatibility
-    return sa.create_engine(target.url, poolclass=NullPool, connect_args={"config": config} if config else {})
+    return sa.create_engine(target.url, poolclass=NullPool, connect_args={"config": config})
 
 
 def read_only_engine(target: Target) -> Engine:
     """An engine that opens the file read-only: it reads while other readers do, and never changes the file."""
-    return sa.create_engine(target.url, poolclass=NullPool, connect_args={"read_only": True})
+    return sa.create_engine(target.url, poolclass=NullPool, connect_args={"read_only": True, "config": dict(SAFE_OPEN)})
 
 
 _HEADER_BYTES = 3 * 4096  # DuckDB's main header and two database headers come before the first block
@@ -137,6 +193,8 @@ def connect(engine: Engine, target: Target, lock_timeout: float = 0.0) -> Connec
     therefore the mutex between migrations (and between a migration and a running CCDash): a second run
     waits for the first, then sees what it did. DuckDB's other refusals become one-line errors.
     """
+    if target.path is not None:
+        _refuse_folder(target.path)
     deadline = time.monotonic() + lock_timeout
     delay = 0.05
     announced = False
@@ -164,11 +222,47 @@ def connect(engine: Engine, target: Target, lock_timeout: float = 0.0) -> Connec
             delay = min(delay * 2, 1.0)
             continue
         try:
+            _verify_duckdb(connection, target)
             _verify_complete(connection, target)
+            _verify_versions(connection, target)
         except BaseException:
             connection.close()
             raise
         return connection
+
+
+def _verify_duckdb(connection: Connection, target: Target) -> None:
+    """Refuse a file DuckDB opened through an extension (a SQLite file, when the sqlite extension is installed):
+    with autoloading off DuckDB still loads an installed extension for a file it recognises."""
+    kind = connection.exec_driver_sql(
+        "SELECT type FROM duckdb_databases() WHERE database_name = current_database()"
+    ).scalar()
+    connection.rollback()
+    if kind != "duckdb":
+        raise DatabaseUnusable(
+            f"{target.describe()} is a {kind} database, not a DuckDB database", "Check the path; nothing was changed"
+        )
+
+
+def _verify_versions(connection: Connection, target: Target) -> None:
+    """Refuse a version table that names a revision twice: Alembic would take the database to be at two heads
+    (a file written by another tool, or edited by hand), and back it up and migrate it as such."""
+    doubled = None
+    if connection.exec_driver_sql(
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database()"
+        " AND schema_name = current_schema() AND table_name = 'alembic_version'"
+    ).scalar():
+        doubled = connection.exec_driver_sql(
+            "SELECT version_num, count(*) FROM alembic_version GROUP BY version_num HAVING count(*) > 1"
+            " ORDER BY version_num LIMIT 1"
+        ).first()
+    connection.rollback()
+    if doubled is not None:
+        raise HistoryConflict(
+            f"{target.describe()} is inconsistent: its alembic_version table holds revision {doubled[0]} "
+            f"{doubled[1]} times",
+            "Restore a backup (ccdash-migrate restore), or delete the extra rows so each revision is there once",
+        )
 
 
 def _verify_complete(connection: Connection, target: Target) -> None:
@@ -203,6 +297,18 @@ def _verify_complete(connection: Connection, target: Target) -> None:
 
 
 def _unusable(target: Target, message: str) -> DatabaseUnusable:
+    if target.path is not None and target.path.is_file() and target.path.stat().st_size == 0:
+        # a file left by a copy or a creation that never wrote anything; DuckDB would not take it as new
+        return DatabaseUnusable(
+            f"{target.describe()} is an empty file, not a DuckDB database",
+            "Delete it if no database should be there yet, or restore one with ccdash-migrate restore",
+        )
+    if "Extension" in message and ("not found" in message or "autoload" in message.lower()):
+        # DuckDB recognised another format (SQLite) and asked for the extension that reads it
+        return DatabaseUnusable(
+            f"{target.describe()} is not a DuckDB database (DuckDB would need an extension to read it: {message})",
+            "Check the path; nothing was changed and no extension was installed or loaded",
+        )
     if "not a valid DuckDB database file" in message or "Could not read enough bytes" in message:
         return DatabaseUnusable(
             f"{target.describe()} is not a readable DuckDB database ({message})",

@@ -6,7 +6,14 @@ Commands end on these with ``error: <what happened>. <what to do>`` and the code
 
 from __future__ import annotations
 
+import os
+import traceback
 from enum import IntEnum
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 
 class ExitCode(IntEnum):
@@ -24,6 +31,7 @@ class ExitCode(IntEnum):
     DATA_LOSS = 9
     PENDING = 10
     INVALID_REVISIONS = 11
+    INTERRUPTED = 130  # 128 + SIGINT, as shells report a program Ctrl-C stopped
 
 
 class MigrateError(Exception):
@@ -88,6 +96,18 @@ class NotCCDash(MigrateError):
     exit_code = ExitCode.NOT_CCDASH
 
 
+class Interrupted(MigrateError):
+    exit_code = ExitCode.INTERRUPTED
+
+
+def interrupted(during: str = "") -> Interrupted:
+    """Ctrl-C (SIGINT): what a stopped command says, wherever it was stopped."""
+    return Interrupted(
+        f"interrupted (SIGINT){during}",
+        "Run ccdash-migrate status to see where the database is, and run the command again to go on",
+    )
+
+
 def first_line(error: BaseException) -> str:
     """The first non-empty line of an exception's text (DuckDB adds ``LINE 1: ...`` context below it)."""
     text = str(getattr(error, "orig", None) or error).strip()
@@ -95,3 +115,170 @@ def first_line(error: BaseException) -> str:
         if line.strip():
             return line.strip()
     return type(error).__name__
+
+
+def revision_problem(config: Config, error: BaseException) -> MigrateError | None:
+    """The one-line error for an exception Alembic raised because of the revision files, or None for any other.
+
+    Alembic loads every revision file and builds their graph before it runs or reads anything, and a problem
+    there surfaces as whatever the file or the graph raised (a SyntaxError, an ImportError, a KeyError for a
+    missing parent, a CycleDetected, a "Can't locate revision" for a database at a revision no file has), with
+    a traceback or a FAILED line depending on the command. Every command (``status``, ``history``, ``up``,
+    ``down``, ``validate``, Alembic's own) gives this one line and exit code 11 instead.
+    """
+    from alembic.script.revision import (
+        CycleDetected,
+        DependencyCycleDetected,
+        DependencyLoopDetected,
+        LoopDetected,
+        MultipleHeads,
+        ResolutionError,
+    )
+
+    todo = "Fix the revision files (ccdash-migrate validate lists every problem); nothing was changed"
+    causes = _causes(error)
+    for cause in causes:
+        if isinstance(cause, SyntaxError) and cause.filename and _in_versions(config, cause.filename):
+            return InvalidRevisions(
+                f"revision file {cause.filename} has a syntax error at line {cause.lineno}: {cause.msg}", todo
+            )
+        loading = _revision_file_frame(config, cause)
+        if loading is not None:
+            return InvalidRevisions(
+                f"revision file {loading} cannot be loaded: {type(cause).__name__}: {first_line(cause)}", todo
+            )
+    graph = (CycleDetected, DependencyCycleDetected, LoopDetected, DependencyLoopDetected, MultipleHeads)
+    in_graph = any(isinstance(c, graph) or (isinstance(c, KeyError) and _raised_in_revision_map(c)) for c in causes)
+    unresolved = next((c for c in causes if isinstance(c, ResolutionError)), None)
+    if not in_graph and unresolved is None:
+        return None
+    finding = _graph_finding(config)
+    if finding is not None:
+        return InvalidRevisions(f"the revision files are invalid: {finding}", todo)
+    if unresolved is not None:
+        if unresolved.argument not in _database_versions(config):
+            return None  # a revision the user asked for: Alembic's own error (exit code 255) says it
+        return at_unknown_revision(str(unresolved.argument))
+    return InvalidRevisions(f"the revision files are invalid: {first_line(error)}", todo)
+
+
+def exit_in_revision_file(config: Config, stop: SystemExit) -> MigrateError | None:
+    """A revision file that calls ``sys.exit`` while Alembic loads it: that file is invalid (exit code 11), and
+    its exit code must not pass for the command's."""
+    loading = _revision_file_frame(config, stop)
+    if loading is None:
+        return None
+    return InvalidRevisions(
+        f"revision file {loading} cannot be loaded: it calls sys.exit({stop.code!r})",
+        "Fix the revision files (ccdash-migrate validate lists every problem); nothing was changed",
+    )
+
+
+def at_unknown_revision(revision: str) -> InvalidRevisions:
+    """The database names a revision no file has (its file was deleted, or the wrong -x db / -c was given)."""
+    return InvalidRevisions(
+        f"the database is at revision {revision}, which no revision file has",
+        "Restore that revision's file, or give the database and the configuration (-x db, -c) that belong "
+        "together; nothing was changed",
+    )
+
+
+# Alembic warns, on stderr, about a revision naming a parent that does not exist before it fails on it; the
+# error line says the same, so commands silence the warning (``warnings.filterwarnings``) to keep to one line.
+MISSING_PARENT_WARNING = r"Revision \S+ referenced from .* is not present"
+
+
+def _causes(error: BaseException) -> list[BaseException]:
+    """The exception and those it was raised from or while handling, outermost first."""
+    found: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and current not in found:
+        found.append(current)
+        current = current.__cause__ or current.__context__
+    return found
+
+
+def _version_folders(config: Config) -> list[Path]:
+    from alembic.script import ScriptDirectory
+
+    try:
+        script = ScriptDirectory.from_config(config)
+    except Exception:  # no script location: nothing to attribute the error to
+        return []
+    return [Path(folder).resolve() for folder in (script.version_locations or [script.versions])]
+
+
+def _in_versions(config: Config, filename: str) -> bool:
+    path = Path(filename).resolve()
+    return any(path.is_relative_to(folder) for folder in _version_folders(config))
+
+
+def _revision_file_frame(config: Config, error: BaseException) -> str | None:
+    """The revision file whose top-level code raised ``error`` while Alembic loaded it, if one did."""
+    frames = [frame for frame, _ in traceback.walk_tb(error.__traceback__)]
+    if not any(frame.f_code.co_name == "load_module_py" for frame in frames):
+        return None
+    for frame in frames:
+        if frame.f_code.co_name == "<module>" and _in_versions(config, frame.f_code.co_filename):
+            return frame.f_code.co_filename
+    return None
+
+
+def _raised_in_revision_map(error: BaseException) -> bool:
+    """A KeyError from Alembic's revision map: a revision names a parent that does not exist."""
+    return any(
+        frame.f_code.co_filename.endswith(os.path.join("alembic", "script", "revision.py"))
+        for frame, _ in traceback.walk_tb(error.__traceback__)
+    )
+
+
+def _graph_finding(config: Config) -> str | None:
+    """What ``validate`` says is wrong with the revision graph, in its words (the first finding)."""
+    from ccdash_alembic import validate
+
+    try:
+        findings, _ = validate.check_files(config)
+    except Exception:  # the explanation must not fail in its turn; the caller falls back to the error itself
+        return None
+    for finding in findings:
+        if finding.kind == "graph":
+            return f"{finding.subject}: {finding.message}"
+    return None
+
+
+def _database_versions(config: Config) -> set[str]:
+    """The revisions the run's database says it is at (none when it cannot be read), to tell a revision no file
+    has that the database names from one the user asked for."""
+    from ccdash_alembic import database
+    from ccdash_alembic.settings import Settings
+
+    given = getattr(config.cmd_opts, "x", None) or []
+    try:
+        settings = Settings.load(config, dict((a.split("=", 1) if "=" in a else (a, "")) for a in given))
+        target = database.resolve(settings)
+        if target.is_new:
+            return set()
+        with database.connect(database.read_only_engine(target), target) as connection:
+            return {str(row[0]) for row in connection.exec_driver_sql("SELECT version_num FROM alembic_version")}
+    except Exception:  # an unreadable database names no revision
+        return set()
+
+
+# What DuckDB says when the file system refuses a write: a full disk, a file-size limit, a file or folder it may
+# not write, and the state it is left in after a failed checkpoint.
+_WRITE_FAILURES = ("No space left on device", "File too large", "Could not write file", "Failed to create checkpoint")
+
+
+def write_failure(error: BaseException) -> MigrateError | None:
+    """The one-line error for a write to the database file that failed outside a revision (its checkpoint, or
+    the final commit), or None. What was committed before it is durable: DuckDB keeps it in the file's
+    write-ahead log and replays it when it next opens the file."""
+    for cause in _causes(error):
+        for line in str(getattr(cause, "orig", None) or cause).splitlines():
+            if any(marker in line for marker in _WRITE_FAILURES):
+                return DatabaseUnusable(
+                    f"writing the database failed: {line.strip()}",
+                    "Free space (or raise the file-size limit), then run ccdash-migrate status; what was committed "
+                    "before the failure is kept, in the file or in its log (.wal), which DuckDB replays",
+                )
+    return None

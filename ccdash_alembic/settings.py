@@ -6,17 +6,20 @@ name is refused instead of silently ignored, and ``ccdash-migrate options`` prin
 
 from __future__ import annotations
 
+import math
 from argparse import Namespace
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import duckdb
 from alembic.config import Config
 
-from ccdash_alembic.errors import UsageError
+from ccdash_alembic.errors import UsageError, first_line
 
 SECTION = "ccdash_alembic"
+OPTION = "ccdash_settings"  # the run's Settings, in the migration context's options, for revisions that need them
 
 
 def _bool(value: str) -> bool:
@@ -26,6 +29,52 @@ def _bool(value: str) -> bool:
     if lowered in ("0", "false", "no", "off"):
         return False
     raise ValueError(f"expected true or false, got {value!r}")
+
+
+def _whole(least: int, most: int | None = None) -> Callable[[str], int]:
+    """A parser of whole numbers from ``least`` up (to ``most``): ``threads=0`` or ``backup_keep=-1`` would
+    otherwise reach DuckDB or the backup pruning and fail (or delete every backup) much later, and a huge
+    ``threads`` makes DuckDB fail to open the database for want of memory."""
+
+    def parse(value: str) -> int:
+        try:
+            number = int(value.strip())
+        except ValueError:
+            raise ValueError(f"expected a whole number, got {value!r}") from None
+        if number < least:
+            raise ValueError(f"expected {least} or more, got {number}")
+        if most is not None and number > most:
+            raise ValueError(f"expected at most {most}, got {number}")
+        return number
+
+    return parse
+
+
+def _seconds(value: str) -> float:
+    """A number of seconds, 0 or more: ``nan`` and negative waits are refused rather than meaning "no wait"."""
+    try:
+        number = float(value.strip())
+    except ValueError:
+        raise ValueError(f"expected a number of seconds, got {value!r}") from None
+    if not math.isfinite(number) or number < 0:
+        raise ValueError(f"expected a number of seconds, 0 or more, got {value!r}")
+    return number
+
+
+def _duckdb_setting(setting: str, example: str) -> Callable[[str], str]:
+    """A parser that asks DuckDB itself, on a private in-memory database, whether it accepts the value, so a
+    value it would refuse is refused before the user's database is opened (and the check follows DuckDB's
+    version rather than a copy of its rules)."""
+
+    def parse(value: str) -> str:
+        try:
+            duckdb.connect(":memory:", config={setting: value}).close()
+        except duckdb.Error as exc:
+            reason = first_line(exc).split(", valid options are", 1)[0]
+            raise ValueError(f"{value!r} is refused by DuckDB ({reason}); for example {example}") from None
+        return value
+
+    return parse
 
 
 def _option(default: Any, help: str, parse: Callable[[str], Any] = str) -> Any:
@@ -39,19 +88,30 @@ class Settings:
     db: str | None = _option(None, "path of the DuckDB file (else $CCDASH_DB_PATH, else ~/.ccdash/ccdash.db)")
     url: str | None = _option(None, "SQLAlchemy URL of a DuckDB database, instead of db")
     storage_compatibility: str = _option(
-        "v1.0.0", "DuckDB storage version of a newly created file (v1.0.0 is what DuckDB 1.1, in CCDash, reads)"
+        "v1.0.0",
+        "DuckDB storage version of a newly created file (v1.0.0 is what DuckDB 1.1, in CCDash, reads)",
+        _duckdb_setting("storage_compatibility_version", "v1.0.0 or latest"),
     )
-    memory_limit: str | None = _option(None, "DuckDB memory_limit for the run, e.g. 2GB")
-    threads: int | None = _option(None, "DuckDB threads for the run", int)
+    memory_limit: str | None = _option(
+        None, "DuckDB memory_limit for the run, e.g. 2GB", _duckdb_setting("memory_limit", "2GB or 50%")
+    )
+    threads: int | None = _option(None, "DuckDB threads for the run (1 to 1024)", _whole(1, 1024))
     temp_directory: str | None = _option(None, "where DuckDB spills data that does not fit in memory")
     lock_timeout: float = _option(
-        60.0, "seconds to wait for another process (CCDash, another migration) to release the database", float
+        60.0, "seconds to wait for another process (CCDash, another migration) to release the database", _seconds
     )
     backup: bool = _option(True, "copy the database before an upgrade or downgrade changes it", _bool)
     backup_dir: str | None = _option(None, "where backups go (default: beside the database)")
-    backup_keep: int = _option(5, "how many backups of the database to keep (older ones are removed)", int)
+    backup_keep: int = _option(
+        5, "how many backups of the database to keep (older ones are removed; at least 1)", _whole(1)
+    )
     confirm_data_loss: bool = _option(
         False, "let a step drop a table or column that holds data even when no backup was made", _bool
+    )
+    downgrade_adopted: bool = _option(
+        False,
+        "let a downgrade of the baseline drop the tables of a database the baseline adopted (it did not create them)",
+        _bool,
     )
     on_failure: str | None = _option(
         None, "shell command run when a revision fails ($CCDASH_MIGRATE_REVISION, _ERROR, _DATABASE set)"
@@ -74,11 +134,26 @@ class Settings:
                     f"unknown option {name!r}",
                     f"Known options: {', '.join(sorted(known))} (as -x name=value or in [{SECTION}] of alembic.ini).",
                 )
+            if not text.strip():
+                # "-x db=$CCDASH_DB" with the variable unset: falling back to the default database would work
+                # on a database nobody named
+                given = f"-x {name}=" if name in x_arguments else f"{name} = in [{SECTION}] of alembic.ini"
+                raise UsageError(
+                    f"option {name!r} is empty ({given})",
+                    "Give a value (an unset shell variable gives an empty one), or leave the option out"
+                    + (" to use $CCDASH_DB_PATH or ~/.ccdash/ccdash.db" if name in ("db", "url") else ""),
+                )
             try:
                 values[name] = known[name].metadata["parse"](text)
             except ValueError as exc:
                 raise UsageError(f"option {name!r}: {exc}", "Correct the value and run again.") from exc
         return cls(**values)
+
+    @classmethod
+    def of(cls, migration_context: Any) -> Settings:
+        """The settings of the run ``migration_context`` belongs to (the defaults outside this layer's runs)."""
+        found = migration_context.opts.get(OPTION)
+        return found if isinstance(found, Settings) else cls()
 
     @classmethod
     def describe(cls) -> list[tuple[str, str, str]]:
@@ -94,4 +169,6 @@ def program_config(config_file: str | Path, options: Mapping[str, object], ini_s
         if value is not None:
             text = ("true" if value else "false") if isinstance(value, bool) else str(value)
             config.set_section_option(SECTION, name, text.replace("%", "%%"))
+        elif config.file_config.has_option(SECTION, name):
+            config.file_config.remove_option(SECTION, name)  # None: not set, even where the file sets it
     return config

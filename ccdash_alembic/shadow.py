@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.pool import StaticPool
 
+from ccdash_alembic.database import SAFE_OPEN
 from ccdash_alembic.tabledef import literal, quote
 
 SOURCE = "ccdash_shadow_source"
@@ -22,7 +23,10 @@ SOURCE = "ccdash_shadow_source"
 
 def schema_copy(path: Path | None) -> Connection:
     """An open connection to a new in-memory database with the schema of ``path`` (empty if it has none)."""
-    connection = sa.create_engine("duckdb:///:memory:", poolclass=StaticPool).connect()
+    # the user's file is attached below: DuckDB must not install or load an extension to read it
+    connection = sa.create_engine(
+        "duckdb:///:memory:", poolclass=StaticPool, connect_args={"config": dict(SAFE_OPEN)}
+    ).connect()
     if path is None or not path.exists() or path.stat().st_size == 0:
         return connection
     connection.exec_driver_sql(f"ATTACH {literal(str(path))} AS {SOURCE} (READ_ONLY)")

@@ -111,7 +111,7 @@ def test_transaction_statements_are_refused(project: Project) -> None:
         {
             "kind": "sql",
             "subject": stub.stem + ".up.sql",
-            "message": "'BEGIN' manages the transaction, which the revision already runs in; remove it from the file",
+            "message": "'BEGIN' manages the transaction, which the revision already runs in; remove it",
         }
     ]
     result = project.migrate("up")
