@@ -15,6 +15,10 @@ every engine created afterwards in the process uses it.
 
 from __future__ import annotations
 
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import duckdb_engine
@@ -117,6 +121,29 @@ class DuckDBDDLCompiler(PGDDLCompiler):
         return ""
 
 
+@contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Hold a Ctrl-C (SIGINT) that arrives during the block until it ends, then raise it.
+
+    DuckDB's client interrupts the running statement when Python's SIGINT handler raises; during a COMMIT that
+    leaves the caller unsure whether the transaction committed (it may have). With the handler swapped for one
+    that only notes the signal, the commit finishes (or fails on its own), and the interruption follows it.
+    """
+    if threading.current_thread() is not threading.main_thread() or (
+        signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield
+        return
+    received: list[int] = []
+    signal.signal(signal.SIGINT, lambda number, frame: received.append(number))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if received:
+        raise KeyboardInterrupt
+
+
 class DuckDBDialect(duckdb_engine.Dialect):
     """duckdb-engine with reflection from DuckDB's catalog and DuckDB-correct DDL."""
 
@@ -167,7 +194,8 @@ class DuckDBDialect(duckdb_engine.Dialect):
 
     def do_commit(self, dbapi_connection: Any) -> None:
         if not getattr(dbapi_connection, "ccdash_autocommit", False):
-            dbapi_connection.commit()
+            with _sigint_deferred():  # a commit happens or not; Ctrl-C waits for it to be one or the other
+                dbapi_connection.commit()
 
     def do_rollback(self, dbapi_connection: Any) -> None:
         if not getattr(dbapi_connection, "ccdash_autocommit", False):

@@ -15,16 +15,19 @@ In ``--sql`` mode the same steps are rendered as a script, history statements in
 
 from __future__ import annotations
 
+import contextlib
 import logging.config
 import os
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import sqlalchemy as sa
 from alembic.config import Config
 from alembic.runtime.environment import EnvironmentContext
@@ -34,16 +37,21 @@ from alembic.script import Script, ScriptDirectory
 from ccdash_alembic import backup, checksum, database, history, output
 from ccdash_alembic.autogen import name_dropped_constraints
 from ccdash_alembic.errors import (
+    MISSING_PARENT_WARNING,
     ChecksumMismatch,
     DataLossRefused,
     Dirty,
     MigrateError,
     MigrationFailed,
-    UsageError,
+    exit_in_revision_file,
     first_line,
+    interrupted,
+    revision_problem,
+    write_failure,
 )
 from ccdash_alembic.impl import SHADOW_OPTION
 from ccdash_alembic.plugin import PLUGIN_NAME
+from ccdash_alembic.settings import OPTION as SETTINGS_OPTION
 from ccdash_alembic.settings import Settings
 from ccdash_alembic.shadow import schema_copy
 
@@ -55,6 +63,7 @@ def run(context: EnvironmentContext, target_metadata: sa.MetaData | None = None)
     line), errors are raised as ``MigrateError`` subclasses instead.
     """
     config = context.config
+    warnings.filterwarnings("ignore", MISSING_PARENT_WARNING, UserWarning)  # the error line names the parent
     if config.cmd_opts is not None and not getattr(config.cmd_opts, "quiet", False) and config.config_file_name:
         # As Alembic's own env.py templates do, but only on the command line (and not with --quiet): an
         # application calling the Python API keeps its own logging setup.
@@ -69,17 +78,21 @@ def run(context: EnvironmentContext, target_metadata: sa.MetaData | None = None)
             runner.offline()
         else:
             runner.online()
-    except SyntaxError as error:
-        _stop(
-            config,
-            UsageError(
-                f"revision file {error.filename} has a syntax error at line {error.lineno}: {error.msg}",
-                "Fix the file and run again; nothing was changed",
-            ),
-            error,
-        )
     except MigrateError as error:
         _stop(config, error, error)
+    except KeyboardInterrupt as interrupt:
+        _stop(config, interrupted(), interrupt)
+    except SystemExit as stop:
+        problem = exit_in_revision_file(config, stop)
+        if problem is None:
+            raise
+        _stop(config, problem, stop)
+    except Exception as error:
+        # a revision file that does not load or a broken graph (exit 11), a write the disk refused (exit 3)
+        problem = revision_problem(config, error) or write_failure(error)
+        if problem is None:
+            raise
+        _stop(config, problem, error)
 
 
 def _stop(config: Config, error: MigrateError, cause: BaseException) -> None:
@@ -115,6 +128,11 @@ class _Failure:
     step: RevisionStep | StampStep
     seconds: float
     error: Exception
+    committed_part: bool = False  # the revision ended its own transaction: what it did before is committed
+
+
+class EndedItsTransaction(RuntimeError):
+    """A transactional revision committed (or rolled back) the transaction this layer opened for it."""
 
 
 class _TimedStep:
@@ -132,18 +150,81 @@ class _TimedStep:
 
     def migration_fn(self, *args: Any, **kw: Any) -> Any:
         start = time.perf_counter()
+        self._runner.uncommitted = None  # the step before this one committed
+        context = self._runner.migration_context
+        transaction = None
         try:
             if _is_transactional(self._step):
+                impl: Any = context.impl
+                impl.start_census()  # rows per table before the revision's code, for refuse_data_loss
+                transaction = _transaction_id(context)
                 result = self._step.migration_fn(*args, **kw)
+                if _ended_since(context, transaction):
+                    raise EndedItsTransaction(
+                        "the revision ended its own transaction (a COMMIT or ROLLBACK, or connection.commit()), "
+                        "so what it did before that is committed and nothing after it was checked"
+                    )
             else:
                 result = self._runner.run_outside_transaction(self._step, *args, **kw)
             self._runner.refuse_data_loss()
+            self._runner.uncommitted = self._step
             return result
         except Exception as error:
-            self._runner.failure = _Failure(self._step, time.perf_counter() - start, error)
+            ended = isinstance(error, EndedItsTransaction) or _ended_since(context, transaction)
+            self._runner.failure = _Failure(self._step, time.perf_counter() - start, error, committed_part=ended)
             raise
+        except SystemExit as stop:
+            # sys.exit() in a revision fails that revision, rather than ending the run as if all had gone well
+            failed = RuntimeError(f"the revision called sys.exit({stop.code!r})")
+            self._runner.failure = _Failure(self._step, time.perf_counter() - start, failed)
+            raise failed from stop
+        except KeyboardInterrupt:
+            # Ctrl-C stops the run; the step's transaction rolls back and the interruption is recorded as its failure
+            stopped = RuntimeError("interrupted (SIGINT)")
+            self._runner.failure = _Failure(self._step, time.perf_counter() - start, stopped)
+            raise
+        except BaseException as other:  # GeneratorExit, a bare BaseException: the revision failed, not the run
+            failed = RuntimeError(f"the revision raised {type(other).__name__}: {other}")
+            self._runner.failure = _Failure(self._step, time.perf_counter() - start, failed)
+            raise failed from other
         finally:
             self._runner.last_seconds = time.perf_counter() - start
+
+
+def _transaction_id(migration_context: MigrationContext) -> tuple[object, int] | None:
+    """The open transaction, as SQLAlchemy and DuckDB know it: either changes when a revision commits or rolls
+    back on its own (``connection.commit()`` ends SQLAlchemy's; a raw ``COMMIT`` only DuckDB's)."""
+    connection = migration_context.connection
+    if connection is None or migration_context.as_sql:
+        return None
+    return connection.get_transaction(), int(connection.exec_driver_sql("SELECT txid_current()").scalar() or 0)
+
+
+def _is_interrupt(error: BaseException) -> bool:
+    """DuckDB's answer to Ctrl-C during a statement ("Query interrupted"), however SQLAlchemy wrapped it."""
+    cause = getattr(error, "orig", None) or error
+    return isinstance(cause, duckdb.InterruptException) or "Query interrupted" in str(cause)
+
+
+def _ended_since(migration_context: MigrationContext, transaction: tuple[object, int] | None) -> bool:
+    """Whether the transaction a step started in is gone (the revision committed or rolled it back itself).
+    After a failed statement DuckDB refuses every query of the transaction it failed in; that transaction is
+    the step's own unless SQLAlchemy's changed."""
+    if transaction is None or migration_context.connection is None:
+        return False
+    if migration_context.connection.get_transaction() is not transaction[0]:
+        return True
+    try:
+        return _transaction_id(migration_context) != transaction
+    except sa.exc.DBAPIError:
+        return False
+
+
+def _mutates(migration_context: MigrationContext) -> bool:
+    """Whether the command moves the database (upgrade, downgrade, stamp), as opposed to reading it
+    (``current``) or comparing it with the model (``check``, ``revision --autogenerate``)."""
+    opts = migration_context.opts
+    return opts.get("destination_rev") is not None and not opts.get("dont_mutate")
 
 
 def _is_transactional(step: RevisionStep | StampStep) -> bool:
@@ -166,9 +247,12 @@ class _Runner:
         self.target_metadata = target_metadata
         self.script: ScriptDirectory = context.script
         self.failure: _Failure | None = None
+        self.uncommitted: RevisionStep | StampStep | None = None  # a step that ran and is not committed yet
         self.last_seconds: float | None = None
         self.changed = False
         self.existed = False
+        self._backup: backup.Backup | None = None
+        self._outside_transaction_started = False  # a non-transactional step commits as it goes
         self._tables_ready = False
         self.report = RunReport(target.describe())
 
@@ -182,6 +266,7 @@ class _Runner:
             compare_server_default=True,
             autogenerate_plugins=["alembic.autogenerate.*", PLUGIN_NAME],
             process_revision_directives=name_dropped_constraints,
+            **{SETTINGS_OPTION: self.settings},  # type: ignore[arg-type]
             **kw,
         )
         migration_context = self.migration_context = self.context.get_context()
@@ -205,24 +290,83 @@ class _Runner:
 
     def online(self) -> None:
         self.existed = self.target.path is not None and not self.target.is_new
+        if self.target.path is not None and not self.existed:
+            # A file that is not there is an empty database: `alembic current`, `check` and autogenerate read
+            # an empty one in memory, and neither the file nor its folder is created.
+            empty = sa.create_engine("duckdb:///:memory:", connect_args={"config": dict(database.SAFE_OPEN)})
+            announcer = logging.getLogger("alembic.runtime.migration")
+            announcer.disabled = True  # its "Context impl" lines, said once below for the file itself
+            try:
+                with empty.connect() as connection:
+                    if not _mutates(self._configure(connection=connection)):
+                        with self.context.begin_transaction():
+                            self.context.run_migrations()
+                        return
+            finally:
+                announcer.disabled = False
         engine = database.create_engine(self.target, self.settings)
         with database.connect(engine, self.target, self.settings.lock_timeout) as connection:
             migration_context = self._configure(connection=connection)
             try:
+                if _mutates(migration_context):
+                    # before Alembic's own first write (``stamp --purge`` empties alembic_version first thing)
+                    self._refuse_when_dirty(migration_context)  # at head too: the mark means "look first"
+                    if migration_context.purge:
+                        self.script.get_revisions(migration_context.opts["destination_rev"])
                 with self.context.begin_transaction():
                     self.context.run_migrations()
             except Exception as error:
+                if _is_interrupt(error):  # DuckDB stopped a statement for Ctrl-C
+                    raise self._interruption(connection, migration_context) from error
+                if self.failure is None and self.uncommitted is not None and isinstance(error, sa.exc.DBAPIError):
+                    # the step ran but its commit failed (a full disk, a file-size limit): that step failed
+                    self.failure = _Failure(self.uncommitted, self.last_seconds or 0.0, error)
+                    self.report.steps = self.report.steps[:-1]  # its history row went with the commit
+                self._discard_unused_backup()
                 if self.failure is None or self.failure.error is not error or isinstance(error, MigrateError):
+                    if not self.report.steps and not self._outside_transaction_started:
+                        # nothing was committed: closing must not fold a pending write-ahead log into the file
+                        connection.exec_driver_sql("PRAGMA disable_checkpoint_on_shutdown")
                     raise  # not a revision's failure, or a refusal: nothing was changed and nothing is recorded
-                self._record_failure(connection, migration_context, self.failure)
+                with contextlib.suppress(sa.exc.SQLAlchemyError):  # a full disk: reported, but not recorded
+                    self._record_failure(connection, migration_context, self.failure)
                 failed = self._failed(self.failure)
                 self._run_failure_hook(failed)
                 raise failed from error
+            except KeyboardInterrupt as interrupt:
+                raise self._interruption(connection, migration_context) from interrupt
             if connection.in_transaction():
                 connection.commit()
             self.report.after = tuple(migration_context.get_current_heads())
             if self.changed:
-                connection.exec_driver_sql("CHECKPOINT")  # the file alone holds the result; no log to replay
+                try:
+                    connection.exec_driver_sql("CHECKPOINT")  # the file alone holds the result; no log to replay
+                except sa.exc.DBAPIError:
+                    connection.invalidate()  # DuckDB gave the database up (a full disk): closing must not reset it
+                    raise
+
+    def _interruption(self, connection: sa.Connection, migration_context: MigrationContext) -> MigrateError:
+        """Ctrl-C: the running step rolls back and is recorded as interrupted; the run ends (exit code 130)."""
+        self._discard_unused_backup()
+        if self.failure is None:
+            return interrupted()  # between steps: every step so far committed
+        stopped = self.failure = replace(self.failure, error=RuntimeError("interrupted (SIGINT)"))
+        with contextlib.suppress(sa.exc.SQLAlchemyError, KeyboardInterrupt):
+            self._record_failure(connection, migration_context, stopped)
+        how = (
+            "its statements before the interruption stay applied and the database is marked dirty"
+            if not _is_transactional(stopped.step) or stopped.committed_part
+            else "its transaction was rolled back"
+        )
+        return interrupted(f" during revision {stopped.step.info.up_revision_id or '?'}: {how}")
+
+    def _discard_unused_backup(self) -> None:
+        """A run that stops before its first step commits leaves the database as it was: its backup would be
+        a copy of an unchanged file (and, for a refused file, a file left beside it), so it goes."""
+        committed = self._outside_transaction_started or (self.failure is not None and self.failure.committed_part)
+        if self._backup is not None and not self.report.steps and not committed:
+            backup.discard(self._backup)
+            self.report.backup = self._backup = None
 
     def _run_failure_hook(self, failed: MigrationFailed) -> None:
         """Run the configured ``on_failure`` command, so operators can wire alerts."""
@@ -242,6 +386,7 @@ class _Runner:
         """Run a non-transactional revision: each statement commits as it goes, with the database marked
         dirty (naming the revision) until the step is recorded, so a failure or a crash is noticed."""
         context = self.migration_context
+        self._outside_transaction_started = True
         with context.autocommit_block():
             history.ensure_tables(context)
             self._tables_ready = True
@@ -249,14 +394,20 @@ class _Runner:
             return step.migration_fn(*args, **kw)
 
     def refuse_data_loss(self) -> None:
-        """Stop the step (rolling it back) if it dropped data while that is not allowed."""
+        """Stop the step (rolling it back) if it dropped data or lost rows while that is not allowed; when it
+        is allowed, say in the step's history note what was lost and why that was allowed."""
         impl: Any = self.migration_context.impl
         losses = impl.take_data_losses()
-        if losses:
+        if losses and not impl.data_loss_allowed:
             raise DataLossRefused(
-                "this step would drop data: " + "; ".join(losses),
+                "this step would lose data: " + "; ".join(losses),
                 "Run again with -x confirm_data_loss=true, or with backups on (the default) so a copy is made first",
             )
+        if losses:
+            why = "a backup was made before this run" if self.report.backup else "-x confirm_data_loss=true"
+            note, direction = history.take_annotation(self.migration_context)
+            lost = f"data lost ({why}): " + "; ".join(losses)
+            history.annotate(self.migration_context, f"{note}; {lost}" if note else lost, direction)
 
     def _wrap(
         self, fn: Callable[[tuple[str, ...], MigrationContext], Iterable[RevisionStep | StampStep]]
@@ -264,11 +415,13 @@ class _Runner:
         def steps(heads: tuple[str, ...], migration_context: MigrationContext) -> Iterator[Any]:
             planned = list(fn(heads, migration_context))
             self.report.before = self.report.after = tuple(heads)
-            if not planned or migration_context.as_sql:
+            if migration_context.as_sql:
                 yield from (_TimedStep(step, self) for step in planned)
                 return
-            self._refuse_when_dirty(migration_context)
+            if not planned:
+                return
             self._verify_checksums(migration_context, heads)
+            database.refuse_unwritable(self.target)  # before the backup, which goes beside the database too
             self._back_up(migration_context, heads, planned)
             with output.progress("Migrating", len(planned)) as advance:
                 for step in planned:
@@ -299,8 +452,11 @@ class _Runner:
         self.changed = True
         changes_data = any(not step.info.is_stamp for step in planned)
         if changes_data and self.settings.backup and self.existed:
-            made = self.report.backup = backup.create(self.target, self.settings, ",".join(sorted(heads)))
-            _announce(self.context.config, f"Backup: {made}")
+            assert migration_context.connection is not None
+            identity = history.database_id(migration_context.connection)
+            self._backup = backup.create(self.target, self.settings, ",".join(sorted(heads)), identity)
+            self.report.backup = self._backup.folder
+            _announce(self.context.config, f"Backup: {self._backup.folder}")
             impl.data_loss_allowed = True
 
     def _verify_checksums(self, migration_context: MigrationContext, heads: tuple[str, ...]) -> None:
@@ -350,7 +506,8 @@ class _Runner:
     def _record_failure(
         self, connection: sa.Connection, migration_context: MigrationContext, failure: _Failure
     ) -> None:
-        """Write the failed step in a transaction of its own, after the step's own was rolled back."""
+        """Write the failed step in a transaction of its own, after the step's own was rolled back; a step that
+        committed part of itself also leaves the dirty mark, so nothing runs on until someone has looked."""
         if connection.in_transaction():
             connection.rollback()
         self._tables_ready = False
@@ -358,14 +515,29 @@ class _Runner:
             heads = migration_context.get_current_heads()
             row = _step_row(failure.step.info, "failed", failure.seconds, error=failure.error)
             self._record(migration_context, row, heads)
+            if failure.committed_part:
+                history.mark_dirty(migration_context, failure.step.info.up_revision_id or "")
 
     def _failed(self, failure: _Failure) -> MigrationFailed:
         info = failure.step.info
         revision = info.up_revision_id or "?"
         name = info.up_revision.doc if isinstance(info.up_revision, Script) else ""
         direction = "upgrade" if info.is_upgrade else "downgrade"
+        what = f"{direction} of revision {revision}{f' ({name})' if name else ''} failed: {first_line(failure.error)}"
+        if failure.committed_part:
+            return MigrationFailed(
+                what,
+                "It had ended its own transaction before, so what it did until then is committed and the database "
+                "is marked dirty; check it, then run ccdash-migrate repair, or ccdash-migrate restore",
+            )
+        if not _is_transactional(failure.step):
+            return MigrationFailed(
+                what,
+                "It ran outside a transaction, so the statements before the failing one stay applied and the "
+                "database is marked dirty; check it, then run ccdash-migrate repair, or ccdash-migrate restore",
+            )
         return MigrationFailed(
-            f"{direction} of revision {revision}{f' ({name})' if name else ''} failed: {first_line(failure.error)}",
+            what,
             "Nothing of that step was applied and the database is as it was before it; fix the revision and run again",
         )
 

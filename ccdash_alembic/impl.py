@@ -32,6 +32,7 @@ import re
 from collections.abc import Sequence
 from typing import Any, cast
 
+import duckdb
 import sqlalchemy as sa
 from alembic.ddl.base import format_server_default
 from alembic.ddl.impl import DefaultImpl
@@ -41,7 +42,7 @@ from sqlalchemy.sql import ddl as sa_ddl
 from sqlalchemy.sql import sqltypes
 from sqlalchemy.sql.schema import ColumnCollectionConstraint
 
-from ccdash_alembic import catalog, census, expressions, rebuild
+from ccdash_alembic import catalog, census, expressions, rebuild, statements
 from ccdash_alembic.defaults import normalize_default
 from ccdash_alembic.dialect import column_sequence, implicit_sequences
 from ccdash_alembic.errors import DataLossRefused
@@ -186,6 +187,13 @@ class DuckDBImpl(DefaultImpl):
         return connection
 
     def _exec(self, construct: Any, *args: Any, **kw: Any) -> Any:
+        if isinstance(construct, str | sa.TextClause):
+            try:
+                statements.split(str(construct))  # op.execute("COMMIT") would commit half a revision
+            except statements.TransactionStatement as refused:
+                raise rebuild.PlanError(f"op.execute refused: {refused}") from None
+            except duckdb.Error:
+                pass  # DuckDB says what is wrong when it runs the text
         result = super()._exec(construct, *args, **kw)
         if self.as_sql and self._shadow is not None and not isinstance(construct, str):
             compiled = construct.compile(dialect=self.dialect, compile_kwargs={"literal_binds": True})

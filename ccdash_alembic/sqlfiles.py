@@ -32,6 +32,7 @@ from ccdash_alembic import revision_text
 from ccdash_alembic.checksum import SQL_SUFFIXES, source_path, sql_path
 from ccdash_alembic.errors import MigrateError, UsageError, first_line
 from ccdash_alembic.revision_ids import FORMAT, name_files_by_id
+from ccdash_alembic.statements import split
 
 DIRECTIONS = dict(zip(("up", "down"), SQL_SUFFIXES, strict=True))
 # Matched against the whole name (fullmatch): "$" would also accept a name that ends in a newline.
@@ -42,15 +43,7 @@ _STUB_IMPORT = "from ccdash_alembic.sqlfiles import run_sql_file"
 def statements(sql: str) -> list[str]:
     """The statements of a SQL text, as DuckDB's parser splits them; raises ``ValueError`` for one that
     manages transactions, and ``duckdb.Error`` for text DuckDB cannot parse."""
-    found = []
-    for statement in duckdb.extract_statements(sql):
-        text = statement.query.strip().rstrip(";").strip()
-        if statement.type == duckdb.StatementType.TRANSACTION:
-            raise ValueError(
-                f"{text!r} manages the transaction, which the revision already runs in; remove it from the file"
-            )
-        found.append(text)
-    return found
+    return split(sql)
 
 
 def run_sql_file(revision_file: str, direction: str) -> None:

@@ -278,21 +278,39 @@ def test_refused_files_stay_byte_identical(kind: str, fixtures: Path, tmp_path: 
     assert dry.returncode == ExitCode.NOT_CCDASH
     assert _sha(db) == digest and db.stat().st_mtime_ns == modified
     assert not Path(str(db) + ".wal").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["refused.db"]  # no backup left beside it
 
 
-def test_baseline_dry_run_prints_the_finding_and_plan_and_changes_nothing(fixtures: Path, tmp_path: Path) -> None:
-    db = tmp_path / "g4.db"
+def test_going_below_an_adopted_baseline_is_refused_unless_said(fixtures: Path, tmp_path: Path) -> None:
+    """The baseline adopted CCDash's tables; it did not create them, so its downgrade must not drop them."""
+    db = tmp_path / "ccdash.db"
     shutil.copy(fixtures / "G4.db", db)
+    assert repo_alembic("upgrade", "head", db=db).returncode == 0
+    assert repo_alembic("downgrade", BASELINE, db=db).returncode == 0
     digest = _sha(db)
-    result = repo_alembic("baseline", "--dry-run", db=db, command="ccdash-migrate")
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
-    assert lines[0].startswith("found schema generation G4 (CCDash 0.4.0 to 0.5.0). To reach v0.6.18: would create")
-    assert "ALTER TABLE sessions ADD COLUMN project_id VARCHAR;" in lines
-    assert "CREATE INDEX idx_jobs_created_at ON jobs(created_at DESC);" in lines
-    assert _sha(db) == digest
+    refused = repo_alembic("downgrade", "base", db=db)
+    assert refused.returncode == ExitCode.DATA_LOSS, refused.stderr
+    [line] = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
+    assert "adopted" in line and "downgrade_adopted=true" in line and "Traceback" not in refused.stderr
+    assert _sha(db) == digest  # a refusal is not a failure: nothing written, not even a history row
 
-    adopt = repo_alembic("baseline", db=db, command="ccdash-migrate")
-    assert adopt.returncode == 0, adopt.stderr
-    current = repo_alembic("current", db=db)
-    assert BASELINE in current.stdout
+    said = repo_alembic("-x", "downgrade_adopted=true", "downgrade", "base", db=db)
+    assert said.returncode == 0, said.stderr
+    tables = _tables(db)
+    assert "sessions" not in tables and "messages" not in tables
+
+
+def test_going_below_a_baseline_that_created_the_tables_follows_the_usual_rules(tmp_path: Path) -> None:
+    db = tmp_path / "ccdash.db"
+    assert repo_alembic("upgrade", "head", db=db).returncode == 0
+    no_backup = repo_alembic("-x", "backup=false", "downgrade", "base", db=db)
+    assert no_backup.returncode == 0, no_backup.stderr  # the tables are empty: nothing to lose
+    assert "sessions" not in _tables(db)
+
+
+def _tables(db: Path) -> set[str]:
+    connection = duckdb.connect(str(db), read_only=True)
+    try:
+        return {r[0] for r in connection.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    finally:
+        connection.close()

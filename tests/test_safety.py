@@ -295,6 +295,32 @@ def test_a_failed_non_transactional_revision_leaves_a_dirty_mark_until_repair(pr
     assert project.rows("SELECT version, dirty FROM schema_version") == [("20250101000003", False)]
 
 
+def test_a_dirty_mark_at_head_refuses_every_run_that_would_change_the_database(project: Project) -> None:
+    project.write_revision("20250101000001", None, upgrade="op.execute('CREATE TABLE log (n INTEGER)')")
+    project.write_revision(
+        "20250101000002",
+        "20250101000001",
+        upgrade="op.execute('INSERT INTO log VALUES (1)')\nop.execute('INSERT INTO nowhere VALUES (2)')",
+        header="transactional = False",
+        message="outside",
+    )
+    failed = project.alembic("upgrade", "head")
+    assert failed.returncode == ExitCode.MIGRATION_FAILED
+    line = _error(failed)
+    assert "Nothing of that step was applied" not in line
+    assert "stay applied" in line and "marked dirty" in line and "repair" in line
+    # the failing revision's file is fixed to do nothing: the graph is at head, the mark is still there
+    (project.versions / "20250101000002_outside.py").unlink()
+    digest = _sha(project.db)
+    for command in (["upgrade", "head"], ["stamp", "20250101000001"], ["downgrade", "base"]):
+        refused = project.alembic(*command)
+        assert refused.returncode == ExitCode.DIRTY, (command, refused.stderr)
+        assert "marked dirty" in _error(refused)
+    assert _sha(project.db) == digest
+    current = project.alembic("current")
+    assert current.returncode == 0 and "20250101000001" in current.stdout
+
+
 def test_a_successful_non_transactional_revision_is_clean(project: Project) -> None:
     project.write_revision(
         "20250101000001",
@@ -305,58 +331,6 @@ def test_a_successful_non_transactional_revision_is_clean(project: Project) -> N
     assert project.alembic("upgrade", "head").returncode == 0
     assert project.rows("SELECT version, dirty FROM schema_version") == [("20250101000001", False)]
     assert project.rows("SELECT direction, status FROM migration_history") == [("up", "success")]
-
-
-# --- backups and restore -----------------------------------------------------------------------------------
-
-
-def test_upgrades_back_up_first_and_keep_the_newest(project: Project) -> None:
-    _counting_revisions(project)
-    assert project.alembic("upgrade", "20250101000001").returncode == 0
-    assert list(project.db.parent.glob("*.backup")) == []  # a new database has nothing to back up
-    state_one = _sha(project.db)
-    result = project.alembic("-x", "backup_keep=2", "upgrade", "+1")
-    assert result.returncode == 0
-    [made] = list(project.db.parent.glob("*.backup"))
-    assert made.name.startswith("ccdash.db.20250101000001.") and f"Backup: {made}" in result.stderr
-    copy = duckdb.connect(str(made), read_only=True)
-    assert copy.execute("SELECT revision FROM ran").fetchall() == [("1",)]
-    assert copy.execute("SELECT version_num FROM alembic_version").fetchall() == [("20250101000001",)]
-    copy.close()
-    for _ in range(2):
-        assert project.alembic("-x", "backup_keep=2", "downgrade", "-1").returncode == 0
-        assert project.alembic("-x", "backup_keep=2", "upgrade", "+1").returncode == 0
-    assert len(list(project.db.parent.glob("*.backup"))) == 2
-    assert state_one != _sha(project.db)
-
-
-def test_backup_and_restore_round_trip(project: Project, tmp_path: Path) -> None:
-    _counting_revisions(project)
-    assert project.alembic("upgrade", "head").returncode == 0
-    folder = tmp_path / "kept"
-    made = project.migrate("-x", f"backup_dir={folder}", "backup")
-    assert made.returncode == 0, made.stderr
-    backup_path = Path(made.stdout.strip())
-    assert backup_path.parent == folder and backup_path.exists()
-    with project.connect() as connection:
-        connection.execute("DELETE FROM ran")
-    holder = hold(project.db, 30)
-    try:
-        refused = project.migrate("-x", f"backup_dir={folder}", "restore")
-    finally:
-        holder.kill()
-        holder.wait()
-    assert refused.returncode == ExitCode.LOCKED and "in use" in _error(refused)
-    assert project.rows("SELECT count(*) FROM ran") == [(0,)]
-
-    listed = project.migrate("-x", f"backup_dir={folder}", "backup", "--list")
-    assert listed.stdout.split() == [str(backup_path)]
-    restored = project.migrate("-x", f"backup_dir={folder}", "restore", backup_path.name)
-    assert restored.returncode == 0, restored.stderr
-    assert project.rows("SELECT count(*) FROM ran") == [(3,)]
-    assert not Path(str(project.db) + ".wal").exists()
-    missing = project.migrate("-x", f"backup_dir={folder}", "restore", "nope.backup")
-    assert missing.returncode == ExitCode.USAGE and backup_path.name in _error(missing)
 
 
 # --- data-loss guard -----------------------------------------------------------------------------------------
@@ -381,47 +355,6 @@ def test_dropping_data_without_a_backup_needs_confirmation(project: Project) -> 
     confirmed = project.alembic("-x", "backup=false", "-x", "confirm_data_loss=true", "downgrade", "base")
     assert confirmed.returncode == 0, confirmed.stderr
     assert project.rows("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'tag_votes'") == [(0,)]
-
-
-def test_with_a_backup_of_the_run_dropping_data_goes_ahead(project: Project) -> None:
-    project.write_revision(
-        "20250101000001", None, upgrade=BASE_UPGRADE, message="base", downgrade="op.drop_table('tag_votes')"
-    )
-    assert project.alembic("upgrade", "head").returncode == 0
-    result = project.alembic("downgrade", "base")
-    assert result.returncode == 0, result.stderr
-    [made] = list(project.db.parent.glob("*.backup"))
-    copy = duckdb.connect(str(made), read_only=True)
-    assert copy.execute("SELECT count(*) FROM tag_votes").fetchone() == (150,)
-    copy.close()
-
-
-# --- rehearsal ---------------------------------------------------------------------------------------------
-
-
-def test_rehearse_reports_each_revision_and_leaves_the_file_alone(project: Project) -> None:
-    project.write_revision("20250101000001", None, upgrade=BASE_UPGRADE, message="base")
-    assert project.alembic("upgrade", "head").returncode == 0
-    project.write_revision(
-        "20250101000002",
-        "20250101000001",
-        upgrade='op.execute("UPDATE events SET payload = upper(payload) WHERE id <= 5")\n'
-        'op.execute("DELETE FROM tag_votes WHERE score > 140")',
-        message="touch rows",
-    )
-    project.write_revision(
-        "20250101000003", "20250101000002", upgrade="op.execute('SELECT * FROM missing')", message="broken"
-    )
-    digest, modified = _sha(project.db), project.db.stat().st_mtime_ns
-    result = project.migrate("rehearse")
-    assert result.returncode == ExitCode.MIGRATION_FAILED
-    lines = result.stdout.splitlines()
-    assert lines[0].startswith("20250101000002  success") and "ms" in lines[0]
-    assert lines[1].strip() == "events +5 -5, tag_votes +0 -10"
-    assert lines[2].startswith("20250101000003  failed")
-    assert "missing" in lines[3]
-    assert _sha(project.db) == digest and project.db.stat().st_mtime_ns == modified
-    assert project.rows("SELECT max(version_num) FROM alembic_version") == [("20250101000001",)]
 
 
 # --- validate --------------------------------------------------------------------------------------------------
@@ -490,7 +423,7 @@ def test_revision_file_with_a_syntax_error(project: Project) -> None:
         "revision = '20250101000002'\ndown_revision = '20250101000001'\ndef upgrade(:\n    pass\n"
     )
     result = project.alembic("upgrade", "head")
-    assert result.returncode == ExitCode.USAGE
+    assert result.returncode == ExitCode.INVALID_REVISIONS
     assert "20250101000002_broken.py has a syntax error at line 3" in _error(result)
     assert "Traceback" not in result.stderr
     assert _sha(project.db) == before
@@ -545,3 +478,70 @@ def test_path_in_a_read_only_directory(project: Project, tmp_path: Path) -> None
         line = _error(result)
         assert "cannot open" in line and reason in line
         assert list((tmp_path / "locked").iterdir()) == []
+
+
+# --- revisions that end their own transaction ----------------------------------------------------------------
+
+
+def _with_rows(project: Project) -> None:
+    project.write_revision(
+        "20250101000001", None, "op.execute('CREATE TABLE t (n INTEGER)')\nop.execute('INSERT INTO t VALUES (1), (2)')"
+    )
+    assert project.alembic("upgrade", "head").returncode == 0
+
+
+def test_a_commit_statement_in_a_revision_is_refused_before_anything_commits(project: Project) -> None:
+    _with_rows(project)
+    project.write_revision(
+        "20250101000002", "20250101000001", "op.execute('DELETE FROM t')\nop.execute('COMMIT')", message="wipe"
+    )
+    refused = project.alembic("-x", "backup=false", "upgrade", "head")
+    assert refused.returncode == ExitCode.MIGRATION_FAILED
+    assert "'COMMIT' manages the transaction" in _error(refused)
+    assert project.rows("SELECT count(*) FROM t") == [(2,)]
+    assert project.rows("SELECT version, dirty FROM schema_version") == [("20250101000001", False)]
+
+
+@pytest.mark.parametrize("then_fail", [False, True], ids=["then-succeed", "then-fail"])
+def test_a_revision_that_commits_through_its_connection_leaves_the_dirty_mark(
+    project: Project, then_fail: bool
+) -> None:
+    """What a revision committed itself cannot be rolled back: the run says so and marks the database dirty,
+    whatever happens after the commit, so nothing runs on until someone has looked."""
+    _with_rows(project)
+    after = "op.execute('SELECT * FROM nowhere')" if then_fail else "pass"
+    project.write_revision(
+        "20250101000002",
+        "20250101000001",
+        f"op.execute('DELETE FROM t')\nop.get_bind().commit()\n{after}",
+        message="wipe",
+    )
+    project.write_revision("20250101000003", "20250101000002", message="later")
+    failed = project.alembic("-x", "backup=false", "upgrade", "head")
+    assert failed.returncode == ExitCode.MIGRATION_FAILED
+    line = _error(failed)
+    assert "Nothing of that step was applied" not in line and "marked dirty" in line and "committed" in line
+    assert project.rows("SELECT count(*) FROM t") == [(0,)]  # the commit happened: said, not hidden
+    assert project.rows("SELECT version, dirty FROM schema_version") == [("20250101000002", True)]
+    assert project.rows("SELECT version_num FROM alembic_version") == [("20250101000001",)]
+    assert project.alembic("upgrade", "head").returncode == ExitCode.DIRTY
+
+
+def test_stamp_purge_is_refused_before_it_empties_the_version_table(project: Project) -> None:
+    project.write_revision("20250101000001", None, upgrade="op.execute('CREATE TABLE log (n INTEGER)')")
+    project.write_revision(
+        "20250101000002",
+        "20250101000001",
+        upgrade="op.execute('INSERT INTO log VALUES (1)')\nop.execute('INSERT INTO nowhere VALUES (2)')",
+        header="transactional = False",
+        message="outside",
+    )
+    assert project.alembic("upgrade", "20250101000001").returncode == 0
+    unknown = project.alembic("stamp", "--purge", "20991231000000")
+    assert unknown.returncode != 0
+    assert project.rows("SELECT version_num FROM alembic_version") == [("20250101000001",)]
+    assert project.alembic("upgrade", "head").returncode == ExitCode.MIGRATION_FAILED  # now dirty
+    for destination in ("head", "base", "20250101000001"):
+        refused = project.alembic("stamp", "--purge", destination)
+        assert refused.returncode == ExitCode.DIRTY, refused.stderr
+        assert project.rows("SELECT version_num FROM alembic_version") == [("20250101000001",)]

@@ -16,7 +16,10 @@ from sqlalchemy.engine import Connection
 
 from ccdash_alembic import history
 from ccdash_alembic.ccdash.recognise import Finding, recognise
-from ccdash_alembic.errors import NotCCDash
+from ccdash_alembic.errors import DataLossRefused, NotCCDash
+from ccdash_alembic.settings import Settings
+
+REVISION = "20250810000000"  # the baseline revision of versions/
 
 # g9.TABLES in an order that drops no table while another still references it.
 _DROP_ORDER = (
@@ -48,5 +51,21 @@ def upgrade(op: Any) -> None:
 
 
 def downgrade(op: Any) -> None:
+    """Drop CCDash's tables, but only those the baseline created: on a database it adopted, the tables are
+    CCDash's own data from before this tool, and going below the baseline would destroy them."""
+    context = op.get_context()
+    if not context.as_sql:
+        applied = history.applied_by(context.impl.catalog_connection(), REVISION)
+        allowed = Settings.of(context).downgrade_adopted
+        if applied != "up" and not allowed:
+            how = {"baseline": "adopted", "stamp": "stamped", "import": "recorded by an earlier tool"}.get(
+                applied or "", "recorded without a trace of how"
+            )
+            raise DataLossRefused(
+                f"the baseline {REVISION} {how} this database's CCDash tables instead of creating them, so "
+                "downgrading it would drop CCDash's own data",
+                "Downgrade to the baseline, not below it; to drop the tables anyway, run again with "
+                "-x downgrade_adopted=true",
+            )
     for table in _DROP_ORDER:
         op.drop_table(table)
