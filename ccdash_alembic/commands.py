@@ -67,8 +67,11 @@ def _refuse_unknown_revision(state: states.Status) -> None:
         raise at_unknown_revision(", ".join(unknown))
 
 
-def _read(config: Config, settings: Settings) -> states.Status:
-    """The database's status, refused (exit code 4) while another process holds the file."""
+def _read(config: Config, settings: Settings, announce: bool = True) -> states.Status:
+    """The database's status, refused (exit code 4) while another process holds the file; says which database
+    first, as every command that touches one does."""
+    if announce:
+        print(f"Database: {database.resolve(settings).describe()}", file=sys.stderr)
     state = states.read(config, settings)
     if state.in_use_by is not None:
         raise Locked(
@@ -251,7 +254,7 @@ def validate(config: Config, json_output: bool = False) -> None:
     print(f"Database: {target.describe()}", file=sys.stderr)
     if not target.is_new:
         # Drift is looked for even when the files have problems; the state needs a valid revision graph.
-        state = None if findings else _read(config, settings)
+        state = None if findings else _read(config, settings, announce=False)
         with database.connect(database.read_only_engine(target), target, settings.lock_timeout) as connection:
             findings += validation.check_database(connection, revisions_found)
         findings += validation.state_findings(state) if state else []

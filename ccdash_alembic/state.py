@@ -43,6 +43,11 @@ class Step:
     checksum: str | None
     error_message: str | None
     note: str | None
+    up_script: str | None
+    down_script: str | None
+    installed_by: str | None
+    hostname: str | None
+    tool_version: str | None
 
 
 _STEP_COLUMNS = [history.migration_history.c[name] for name in Step.__dataclass_fields__]

@@ -326,3 +326,22 @@ def test_generated_sql_stub_passes_ruff_and_mypy(project: Project) -> None:
         )
         in stub.read_text()
     )
+
+
+def test_every_command_that_touches_the_database_says_which_first(project: Project) -> None:
+    items_revisions(project)
+    for command in (["up"], ["status"], ["status", "--json"], ["history"], ["validate"], ["backup"], ["down"]):
+        result = project.migrate(*command)
+        assert result.returncode == 0, (command, result.stderr)
+        first = result.stderr.splitlines()[0]
+        assert first == f"Database: {project.db} (from -x db)", (command, result.stderr)
+
+
+def test_history_json_gives_every_column(project: Project) -> None:
+    items_revisions(project)
+    assert project.migrate("up").returncode == 0
+    [row, *_] = json.loads(project.migrate("history", "--json").stdout)
+    with project.connect(read_only=True) as connection:
+        columns = [r[0] for r in connection.execute("DESCRIBE migration_history").fetchall()]
+    assert sorted(row) == sorted(columns)
+    assert row["up_script"] and row["installed_by"] and row["hostname"] and row["tool_version"]
