@@ -32,6 +32,7 @@ import os
 import re
 import socket
 import sys
+import textwrap
 import threading
 import time
 import traceback
@@ -72,6 +73,12 @@ ROW = 46
 LANE = 28
 MARGIN = 24
 BAR = 330  # the longest bar of the timing chart
+# A revision's label (id, state, name) is never cut: a long name goes on further lines of WRAP characters, each
+# LINE lower, and the graph is as wide as its longest label. CHAR bounds one character's advance in the
+# labels' 12px monospace font (0.6em in the usual monospace fonts), so the width computed is never short.
+WRAP = 72
+LINE = 16
+CHAR = 7.5
 
 
 @dataclass(frozen=True)
@@ -79,6 +86,27 @@ class Node:
     revision: states.Revision
     x: int
     y: int
+    name_lines: tuple[str, ...] = ("",)  # the name, wrapped at WRAP characters
+
+    @property
+    def label_prefix(self) -> int:
+        """Characters before the name on the label's first line (id, two spaces, state, two spaces), which
+        indent its further lines."""
+        return len(self.revision.revision) + len(self.revision.state) + 4
+
+    @property
+    def label_chars(self) -> int:
+        return self.label_prefix + max(len(line) for line in self.name_lines)
+
+
+def wrap_name(name: str) -> tuple[str, ...]:
+    """A revision's name in lines of at most ``WRAP`` characters, broken between words where it can be."""
+    return tuple(textwrap.wrap(name, WRAP, break_on_hyphens=False)) or ("",)
+
+
+def label_width(nodes: list[Node]) -> int:
+    """The width the labels need right of the lanes, in SVG units (never less than the page had before)."""
+    return max([520, *(round(node.label_chars * CHAR) + MARGIN for node in nodes)])
 
 
 @dataclass(frozen=True)
@@ -95,7 +123,8 @@ def layout(revisions: list[states.Revision]) -> tuple[list[Node], list[Edge], in
     lanes: dict[str, int] = {}
     taken: set[tuple[str, int]] = set()  # (parent, lane) already continued by a child
     nodes: dict[str, Node] = {}
-    for row, revision in enumerate(revisions):
+    y = MARGIN
+    for revision in revisions:
         parent = revision.parents[0] if revision.parents else None
         lane = lanes.get(parent, 0) if parent is not None else 0
         if parent is not None and (parent, lane) in taken:
@@ -103,7 +132,9 @@ def layout(revisions: list[states.Revision]) -> tuple[list[Node], list[Edge], in
         if parent is not None:
             taken.add((parent, lane))
         lanes[revision.revision] = lane
-        nodes[revision.revision] = Node(revision, MARGIN + lane * LANE, MARGIN + row * ROW)
+        lines = wrap_name(revision.name)
+        nodes[revision.revision] = Node(revision, MARGIN + lane * LANE, y, lines)
+        y += ROW + (len(lines) - 1) * LINE  # a label of several lines pushes the next row down
     edges = [
         Edge(nodes[p].x, nodes[p].y, node.x, node.y)
         for node in nodes.values()
@@ -111,8 +142,9 @@ def layout(revisions: list[states.Revision]) -> tuple[list[Node], list[Edge], in
         if p in nodes
     ]
     width = MARGIN * 2 + (max(lanes.values(), default=0) + 1) * LANE
-    height = MARGIN * 2 + max(len(revisions) - 1, 0) * ROW
-    return list(nodes.values()), edges, width, height
+    last = list(nodes.values())[-1] if nodes else None
+    height = MARGIN if last is None else last.y + MARGIN + (len(last.name_lines) - 1) * LINE
+    return list(nodes.values()), edges, width, max(height, MARGIN * 2)
 
 
 def bars(revisions: list[states.Revision]) -> list[tuple[states.Revision, int]]:
@@ -142,6 +174,8 @@ def render(state: states.Status | None, error: str | None = None, read_at: datet
             edges=edges,
             graph_width=width,
             graph_height=height,
+            label_width=label_width(nodes),
+            line_height=LINE,
             timed=bars(state.revisions if state else []),
             generated=(read_at or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M:%S UTC"),
         )

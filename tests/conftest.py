@@ -108,6 +108,15 @@ class Project:
         with self.connect(read_only=True) as connection:
             return connection.execute(sql).fetchall()
 
+    def log_plans(self) -> None:
+        """Set the ``ccdash_alembic`` logger to DEBUG in the project's alembic.ini, so that each run's stderr
+        has every table change's plan (``rebuild change of items (why)`` and its SQL)."""
+        ini = self.root / "alembic.ini"
+        section = "[logger_ccdash_alembic]\nlevel = INFO\n"
+        text = ini.read_text()
+        assert section in text
+        ini.write_text(text.replace(section, section.replace("INFO", "DEBUG")))
+
 
 def items_revisions(project: Project, slow: float = 0.0, count: int = 3) -> None:
     """The first ``count`` of three small revisions: create ``items``; add ``items.name`` (sleeping ``slow``

@@ -134,6 +134,7 @@ def test_a_declared_drop_is_named_once(project: Project) -> None:
 
 
 def test_rows_added_or_moved_by_a_rename_are_not_lost(project: Project) -> None:
+    project.log_plans()  # the plans are DEBUG records
     project.write_revision(BASE, None, upgrade=BASE_UPGRADE + JOBS_UPGRADE, message="base")
     assert project.alembic("upgrade", "head").returncode == 0
     _step(
@@ -231,6 +232,7 @@ def test_a_lossy_type_change_is_refused_naming_the_rows(
 
 @pytest.mark.parametrize("index", [None, "label"], ids=["native", "rebuild"])
 def test_a_lossy_type_change_with_using_goes_ahead(project: Project, index: str | None) -> None:
+    project.log_plans()  # the plans are DEBUG records
     _jobs(project, index)
     body = "\n".join(
         f"op.alter_column('jobs', {column!r}, type_={type_}, duckdb_using={USING[column]!r})"

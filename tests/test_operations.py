@@ -218,6 +218,7 @@ def _count_rebuilds(output: str) -> int:
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_operation_round_trip(project: Project, name: str) -> None:
+    project.log_plans()  # the plans are DEBUG records
     case = CASES[name]
     project.write_revision("20250101000001", None, upgrade=BASE_UPGRADE, message="base")
     assert project.alembic("upgrade", "head").returncode == 0

@@ -27,6 +27,7 @@ def _error_line(stderr: str) -> str:
 
 
 def test_batch_alter_table_is_one_rebuild(project: Project) -> None:
+    project.log_plans()  # the plans are DEBUG records
     _base(project)
     project.write_revision(
         "20250101000002",
@@ -77,6 +78,7 @@ def test_batch_alter_table_is_one_rebuild(project: Project) -> None:
 
 
 def test_native_batch_needs_no_rebuild(project: Project) -> None:
+    project.log_plans()  # the plans are DEBUG records
     _base(project)
     project.write_revision(
         "20250101000002",
@@ -347,6 +349,7 @@ def test_parents_of_a_rebuilt_table_stay_usable(project: Project) -> None:
 
 
 def test_sequences_and_generated_columns_survive_a_rebuild(project: Project) -> None:
+    project.log_plans()  # the plans are DEBUG records
     project.write_revision(
         "20250101000001",
         None,

@@ -68,7 +68,7 @@ def _applied_failed_pending(project: Project) -> None:
 
 def test_everything_from_the_database_is_escaped() -> None:
     hostile = "<script>alert('x')</script>"
-    step = Step(1, datetime(2026, 1, 1), "up", "20250101000001", hostile, 5, "failed", "ab" * 32, hostile, None)
+    step = Step(1, datetime(2026, 1, 1), "up", "20250101000001", hostile, 5, "failed", "ab" * 32, hostile, *[None] * 6)
     state = Status(
         database=f"/tmp/{hostile}.db",
         exists=True,
@@ -176,6 +176,80 @@ def test_status_page_in_chromium(project: Project) -> None:
             rows = page.locator("#history tbody tr")
             assert rows.count() == 2 and "failed" in rows.nth(0).inner_text()
             assert failed_requests == []
+            page.screenshot(path=str(shot), full_page=True)
+        finally:
+            browser.close()
+    assert shot.stat().st_size > 10_000
+
+
+LONG_NAMES = {
+    "20250101000001": "link every session to its project, then add the foreign key sessions.project_id -> projects.id",
+    "20250101000002": "move legacy messages.session_window_id links to session_window_messages and keep every "
+    "message of every window, including the ones written by CCDash releases before 0.5 that had no window at all",
+    "20250101000003": "backfill_the_token_counters_of_every_message_from_the_raw_usage_json_written_by_the_collector_"
+    "in_one_single_pass",
+}
+LONG_ERROR = "could not read " + "/home/someone/.ccdash/exports/" + "window" * 30 + ".json"
+
+
+def _long_names(project: Project) -> None:
+    """Revisions named as CCDash's are, and longer: two applied, one failed with a long unbroken error."""
+    first, second, third = LONG_NAMES
+    project.write_revision(first, None, "op.create_table('items', sa.Column('id', sa.Integer))", message="a")
+    project.write_revision(second, first, message="b")
+    project.write_revision(third, second, f"raise RuntimeError({LONG_ERROR!r})", message="c")
+    for revision, name in LONG_NAMES.items():
+        path = next(project.versions.glob(f"{revision}_*.py"))
+        text = path.read_text()
+        path.write_text(text.replace(text.split("\n", 1)[0], f'"""{name}"""', 1))
+    assert project.alembic("upgrade", "head").returncode != 0
+
+
+def test_long_names_fit_a_1280_pixel_window(project: Project) -> None:
+    """Long revision names are drawn whole in the graph (wrapped onto further lines, inside the SVG), and the
+    page, its history table included, fits a 1280-pixel window: nothing scrolls sideways, no cell overflows."""
+    from playwright.sync_api import sync_playwright
+
+    assert CHROMIUM.exists(), "install Chromium first: apt-get install chromium (the README's test command does)"
+    _long_names(project)
+    SCREENSHOTS.mkdir(exist_ok=True)
+    shot = SCREENSHOTS / "status-page-long-names.png"
+    shot.unlink(missing_ok=True)
+    with serving(project) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            response = page.goto(url)
+            assert response is not None and response.status == 200
+            viewport = page.evaluate("() => [window.innerWidth, document.documentElement.scrollWidth]")
+            assert viewport[1] <= viewport[0] == 1280, viewport  # no horizontal scroll
+
+            # Every label ends inside the SVG, and each node's labels together hold its whole name.
+            overhang = page.eval_on_selector_all(
+                "#graph text.label",
+                "ts => ts.map(t => t.getBBox().x + t.getBBox().width - t.ownerSVGElement.width.baseVal.value)",
+            )
+            assert overhang and max(overhang) <= 0, overhang
+            labels = page.eval_on_selector_all(
+                "#graph g.node",
+                "gs => gs.map(g => [g.dataset.revision, [...g.querySelectorAll('text.label')]"
+                ".map(t => t.textContent.trim()).join(' ')])",
+            )
+            for revision, text in labels:  # every character of the name, in order (lines break anywhere)
+                assert "".join(LONG_NAMES[revision].split()) in "".join(text.split()), (revision, text)
+            graph = page.locator("#graph").bounding_box()
+            assert graph is not None and graph["x"] + graph["width"] <= 1280
+
+            table = page.locator("#history").bounding_box()
+            assert table is not None and table["x"] + table["width"] <= 1280
+            spilling = page.eval_on_selector_all(
+                "#history td", "cells => cells.filter(c => c.scrollWidth > c.clientWidth).map(c => c.textContent)"
+            )
+            assert spilling == []
+            assert LONG_ERROR in page.locator("#history").inner_text().replace("\n", "")
             page.screenshot(path=str(shot), full_page=True)
         finally:
             browser.close()

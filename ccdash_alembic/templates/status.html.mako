@@ -23,10 +23,13 @@
   dl.summary { display: grid; grid-template-columns: max-content auto; gap: 4px 16px; margin: 12px 0; }
   dl.summary dt { font-weight: 600; }
   dl.summary dd { margin: 0; font-family: ui-monospace, Menlo, monospace; }
+  /* Long names, paths and messages wrap (anywhere, if they must) so that the page never scrolls sideways. */
+  dl.summary dd, .callout, td { overflow-wrap: anywhere; }
   .panels { display: flex; flex-wrap: wrap; gap: 32px; align-items: flex-start; }
-  .panel { background: #fff; border: 1px solid #ddd; border-radius: 6px; padding: 12px 16px; }
+  .panel { background: #fff; border: 1px solid #ddd; border-radius: 6px; padding: 12px 16px; max-width: 100%; box-sizing: border-box; overflow-x: auto; }
   table { border-collapse: collapse; background: #fff; width: 100%; }
   th, td { text-align: left; padding: 4px 10px; border-bottom: 1px solid #e5e5e5; vertical-align: top; }
+  td.mono, td.num, td.word { white-space: nowrap; }
   th { background: #f0f0f0; }
   td.num { text-align: right; font-variant-numeric: tabular-nums; }
   td.mono, dd.mono { font-family: ui-monospace, Menlo, monospace; }
@@ -36,6 +39,7 @@
   .state-pending, .status-rolled_back { color: #b26a00; font-weight: 600; }
   .state-failed, .status-failed { color: #c62828; font-weight: 600; }
   svg text { font: 12px ui-monospace, Menlo, monospace; fill: #1d1d1f; }
+  svg text.label { white-space: pre; }
   .legend span { margin-right: 14px; }
   .dot { display: inline-block; width: 10px; height: 10px; border-radius: 50%; margin-right: 4px; }
 </style>
@@ -85,7 +89,7 @@
   <span><span class="dot" style="background: ${colour}"></span>${name}</span>
   % endfor
 </div>
-<svg id="graph" role="img" aria-label="revision graph" width="${graph_width + 520}" height="${graph_height + 10}" viewBox="0 0 ${graph_width + 520} ${graph_height + 10}" xmlns="http://www.w3.org/2000/svg">
+<svg id="graph" role="img" aria-label="revision graph" width="${graph_width + label_width}" height="${graph_height + 10}" viewBox="0 0 ${graph_width + label_width} ${graph_height + 10}" xmlns="http://www.w3.org/2000/svg">
   % for edge in edges:
   <line x1="${edge.x1}" y1="${edge.y1}" x2="${edge.x2}" y2="${edge.y2}" stroke="#999" stroke-width="2"/>
   % endfor
@@ -93,7 +97,10 @@
   <g class="node" data-revision="${node.revision.revision}" data-state="${node.revision.state}">
     <title>${node.revision.revision} ${node.revision.name} (${node.revision.state})</title>
     <circle cx="${node.x}" cy="${node.y}" r="8" fill="${COLOURS[node.revision.state]}" stroke="#fff" stroke-width="2"/>
-    <text x="${graph_width}" y="${node.y + 4}">${node.revision.revision}  <tspan class="state-${node.revision.state}" fill="${COLOURS[node.revision.state]}">${node.revision.state}</tspan>  ${node.revision.name}</text>
+    <text class="label" x="${graph_width}" y="${node.y + 4}">${node.revision.revision}  <tspan class="state-${node.revision.state}" fill="${COLOURS[node.revision.state]}">${node.revision.state}</tspan>  ${node.name_lines[0]}</text>
+    % for i, line in enumerate(node.name_lines[1:], start=1):
+    <text class="label more" x="${graph_width}" y="${node.y + 4 + i * line_height}">${" " * node.label_prefix}${line}</text>
+    % endfor
   </g>
   % endfor
 </svg>
@@ -125,8 +132,8 @@
 <tbody>
     % for step in reversed(state.history):
 <tr class="row-${step.status}">
-  <td class="mono">${step.applied_at.strftime("%Y-%m-%d %H:%M:%S")}</td><td>${step.direction}</td><td class="mono">${step.version}</td><td>${step.name}</td>
-  <td class="num">${ms(step.execution_time_ms)}</td><td class="status-${step.status}">${step.status}</td><td class="mono">${(step.checksum or "")[:12]}</td><td>${step.error_message or step.note or ""}</td>
+  <td class="mono">${step.applied_at.strftime("%Y-%m-%d %H:%M:%S")}</td><td class="word">${step.direction}</td><td class="mono">${step.version}</td><td>${step.name}</td>
+  <td class="num">${ms(step.execution_time_ms)}</td><td class="word status-${step.status}">${step.status}</td><td class="mono">${(step.checksum or "")[:12]}</td><td>${step.error_message or step.note or ""}</td>
 </tr>
     % endfor
 </tbody>
