@@ -1,7 +1,11 @@
 """Which database a run works on, and how it is opened.
 
-Resolution order: ``-x db=PATH`` or ``-x url=URL``, then ``$CCDASH_DB_PATH``, then ``~/.ccdash/ccdash.db``
-(CCDash's own default; its folder is created).
+Resolution order, as Alembic's conventions have it: a connection (or engine) a program put in
+``config.attributes["connection"]`` (Alembic's cookbook, pytest-alembic) is used as given (``handed_over``);
+else ``-x db=PATH`` or ``-x url=URL``; else ``sqlalchemy.url`` of the configuration; else the application's
+own (an environment variable, then a default path, whose folder is created: ``ccdash_alembic.application``);
+a project without one must name it. An empty value at any step is an error, never a reason to go on to the
+next: that would work on a database nobody named.
 
 Storage format: DuckDB 2.x writes new files in a format DuckDB 1.1 cannot open ("version number 999, but we
 can only read version 64"), and every CCDash release embeds DuckDB 1.1. A file created here is therefore
@@ -18,20 +22,19 @@ import os
 import re
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.pool import NullPool
 
+from ccdash_alembic.application import Application
 from ccdash_alembic.errors import DatabaseUnusable, HistoryConflict, Locked, UsageError, first_line
 from ccdash_alembic.settings import Settings
 from ccdash_alembic.tabledef import literal
-
-ENV_VAR = "CCDASH_DB_PATH"
-DEFAULT_PATH = "~/.ccdash/ccdash.db"
 
 # DuckDB settings for every connection to a user's file: a file DuckDB does not recognise (SQLite, say) makes it
 # try to download and load an extension, which a migration tool must never do on its own.
@@ -62,26 +65,118 @@ def resolve(settings: Settings, environ: Mapping[str, str] = os.environ) -> Targ
     if settings.db and settings.url:
         raise UsageError("both -x db and -x url were given", "Give one of them.")
     if settings.url:
-        try:
-            url = sa.make_url(settings.url)
-        except sa.exc.ArgumentError as exc:
-            raise UsageError(f"-x url={settings.url!r} is not a database URL", "Use duckdb:///PATH.") from exc
-        if url.get_backend_name() != "duckdb":
-            raise UsageError(
-                f"{url.get_backend_name()!r} databases are not supported, only DuckDB",
-                "Use -x url=duckdb:///PATH or -x db=PATH.",
-            )
-        path = _file_path(_file_name(url.database or ":memory:", f"-x url={settings.url}"))
-        return Target(url.set(database=str(path)), path, "-x url")
+        return _url_target(settings.url, "-x url", f"-x url={settings.url}")
     if settings.db:
         return _file_target(_file_name(settings.db, f"-x db={settings.db}"), "-x db")
-    if ENV_VAR in environ:
-        if not environ[ENV_VAR].strip():  # an unset shell variable exported empty: never the default instead
+    if settings.config_url is not None:
+        if not settings.config_url.strip():  # "sqlalchemy.url =" left empty: never the default instead
+            fallback = settings.application.fallback()
             raise UsageError(
-                f"{ENV_VAR} is set but empty", f"Set it to the database's path, or unset it to use {DEFAULT_PATH}"
+                "sqlalchemy.url is empty in the configuration file",
+                "Set it to duckdb:///PATH, or remove the line" + (f" to use {fallback}" if fallback else ""),
             )
-        return _file_target(_file_name(environ[ENV_VAR], f"{ENV_VAR}={environ[ENV_VAR]}"), ENV_VAR)
-    return _file_target(DEFAULT_PATH, "default")
+        return _url_target(settings.config_url, "sqlalchemy.url", f"sqlalchemy.url = {settings.config_url}")
+    return _application_default(settings.application, environ)
+
+
+def _url_target(text: str, source: str, given: str) -> Target:
+    """The target a DuckDB URL names (``-x url``, ``sqlalchemy.url``): a file, since a migration needs one."""
+    try:
+        url = sa.make_url(text)
+    except sa.exc.ArgumentError as exc:
+        raise UsageError(f"{given!r} is not a database URL", "Use duckdb:///PATH.") from exc
+    if url.get_backend_name() != "duckdb":
+        raise UsageError(
+            f"{url.get_backend_name()!r} databases are not supported, only DuckDB ({given})",
+            "Use a URL duckdb:///PATH (or -x db=PATH).",
+        )
+    path = _file_path(_file_name(url.database or ":memory:", given))
+    return Target(url.set(database=str(path)), path, source)
+
+
+_T = TypeVar("_T")
+HANDED_OVER = "connection"  # the key of config.attributes Alembic's cookbook and pytest-alembic use
+
+
+def handed_over(connectable: Any) -> Target:
+    """The target of a connection or engine a program handed over in ``config.attributes["connection"]``.
+
+    It is used as it is: whatever it is connected to (an in-memory database too, which then has no file and
+    gets no backup). The file, if any, is what DuckDB says the connection has open (``duckdb_databases()``),
+    or, for an engine, what its URL names; nothing here opens the file, so the lock a connection of this
+    process holds on it stays (see ``filecopy``)."""
+    if isinstance(connectable, Connection):
+        url, kind = connectable.engine.url, "connection"
+    elif isinstance(connectable, Engine):
+        url, kind = connectable.url, "engine"
+    else:
+        raise UsageError(
+            f'config.attributes["{HANDED_OVER}"] is a {type(connectable).__name__}, not a SQLAlchemy connection '
+            "or engine",
+            "Hand over a Connection or an Engine of a duckdb:// URL",
+        )
+    if url.get_backend_name() != "duckdb":
+        raise UsageError(
+            f"the {kind} handed over in config.attributes is of a {url.get_backend_name()!r} database, not DuckDB",
+            "Hand over a connection or engine of a duckdb:// URL",
+        )
+    source = f'the {kind} in config.attributes["{HANDED_OVER}"]'
+    if isinstance(connectable, Connection):
+        found = _keeping_transaction(
+            connectable,
+            lambda: connectable.exec_driver_sql(
+                "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
+            ).scalar(),
+        )
+        path = _file_path(str(found)) if found else None
+    else:
+        name = url.database or ":memory:"
+        path = None if _NOT_A_FILE.match(name) else _file_path(name)
+    return Target(url, path, source)
+
+
+def holds_tables(connection: Connection) -> bool:
+    """Whether the connection's database has a table (a handed-over connection's file is there either way,
+    so this, not the file, says whether there is anything to back up)."""
+    return bool(
+        _keeping_transaction(
+            connection,
+            lambda: connection.exec_driver_sql(
+                "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() AND NOT temporary"
+            ).scalar(),
+        )
+    )
+
+
+def _keeping_transaction(connection: Connection, read: Callable[[], _T]) -> _T:
+    """``read()`` on ``connection``, ending the transaction the read began, but never one that was open
+    before (a handed-over connection's owner may be in the middle of its own)."""
+    outer = connection.in_transaction()
+    try:
+        return read()
+    finally:
+        if not outer and connection.in_transaction():
+            connection.rollback()
+
+
+def _application_default(application: Application, environ: Mapping[str, str]) -> Target:
+    """The application's own database (its environment variable, else its default path); an application
+    without one (any project but CCDash) must name the database."""
+    variable = application.env_var
+    if variable and variable in environ:
+        if not environ[variable].strip():  # an unset shell variable exported empty: never the default instead
+            raise UsageError(
+                f"{variable} is set but empty",
+                "Set it to the database's path, or unset it"
+                + (f" to use {application.default_database}" if application.default_database else ""),
+            )
+        return _file_target(_file_name(environ[variable], f"{variable}={environ[variable]}"), variable)
+    if application.default_database:
+        return _file_target(application.default_database, "default")
+    raise UsageError(
+        "no database was given",
+        "Set sqlalchemy.url = duckdb:///PATH in alembic.ini, or pass -x db=PATH or -x url=duckdb:///PATH",
+    )
 
 
 # What DuckDB reads as something other than a file: ":memory:" (optionally ":memory:name"), and "<prefix>:..."
@@ -211,7 +306,7 @@ def connect(engine: Engine, target: Target, lock_timeout: float = 0.0) -> Connec
                 raise Locked(
                     f"{target.describe()} is in use by {holder_name}"
                     + (f" and stayed in use for {lock_timeout:g} s" if lock_timeout else ""),
-                    "Stop that program (a running CCDash server, a DuckDB shell) and run again, or wait longer "
+                    "Stop that program (a running application, a DuckDB shell) and run again, or wait longer "
                     "with -x lock_timeout=SECONDS",
                     holder_name,
                 ) from exc
@@ -222,13 +317,23 @@ def connect(engine: Engine, target: Target, lock_timeout: float = 0.0) -> Connec
             delay = min(delay * 2, 1.0)
             continue
         try:
-            _verify_duckdb(connection, target)
-            _verify_complete(connection, target)
-            _verify_versions(connection, target)
+            verify(connection, target)
         except BaseException:
             connection.close()
             raise
         return connection
+
+
+def verify(connection: Connection, target: Target) -> None:
+    """Refuse a database the run cannot work on (see the checks below); the transaction these reads begin is
+    ended, one that was open before (a handed-over connection's owner's) is left as it is."""
+
+    def checks() -> None:
+        _verify_duckdb(connection, target)
+        _verify_complete(connection, target)
+        _verify_versions(connection, target)
+
+    _keeping_transaction(connection, checks)
 
 
 def _verify_duckdb(connection: Connection, target: Target) -> None:
@@ -237,7 +342,6 @@ def _verify_duckdb(connection: Connection, target: Target) -> None:
     kind = connection.exec_driver_sql(
         "SELECT type FROM duckdb_databases() WHERE database_name = current_database()"
     ).scalar()
-    connection.rollback()
     if kind != "duckdb":
         raise DatabaseUnusable(
             f"{target.describe()} is a {kind} database, not a DuckDB database", "Check the path; nothing was changed"
@@ -256,7 +360,6 @@ def _verify_versions(connection: Connection, target: Target) -> None:
             "SELECT version_num, count(*) FROM alembic_version GROUP BY version_num HAVING count(*) > 1"
             " ORDER BY version_num LIMIT 1"
         ).first()
-    connection.rollback()
     if doubled is not None:
         raise HistoryConflict(
             f"{target.describe()} is inconsistent: its alembic_version table holds revision {doubled[0]} "
@@ -284,7 +387,6 @@ def _verify_complete(connection: Connection, target: Target) -> None:
                 f"SELECT max(block_id) FROM pragma_storage_info({literal(table)}) WHERE block_id >= 0"
             ).scalar()
             last = max(last, int(found) if found is not None else -1)
-        connection.rollback()
     except sa.exc.DBAPIError as exc:
         raise _unusable(target, first_line(exc)) from exc
     needed = _HEADER_BYTES + (last + 1) * int(block_size or 0)
