@@ -2,7 +2,8 @@
 
 from alembic import context
 
+from ccdash_alembic.ccdash.application import CCDASH
 from ccdash_alembic.ccdash.model import metadata
 from ccdash_alembic.environment import run
 
-run(context, metadata)
+run(context, metadata, application=CCDASH)

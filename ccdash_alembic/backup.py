@@ -256,7 +256,7 @@ def exclusive(path: Path) -> Iterator[None]:
             fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
             raise Locked(
-                f"{path} is in use by another process", "Stop CCDash (or whatever has it open) and run restore again"
+                f"{path} is in use by another process", "Stop the program that has it open and run restore again"
             ) from exc
         yield
 

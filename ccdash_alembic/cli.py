@@ -20,6 +20,7 @@ from alembic.config import CommandLine, Config
 from alembic.util import CommandError
 
 from ccdash_alembic import commands
+from ccdash_alembic.ccdash import commands as ccdash_commands
 from ccdash_alembic.ccdash import environment
 from ccdash_alembic.errors import (
     MISSING_PARENT_WARNING,
@@ -69,7 +70,7 @@ COMMANDS: list[Callable[..., None]] = [
     commands.validate,
     commands.serve,
     commands.import_sql,
-    commands.baseline,
+    ccdash_commands.baseline,
     commands.backup,
     commands.restore,
     commands.repair,
@@ -89,6 +90,13 @@ def _remove_command(subparsers: Any, name: str) -> None:
 def parser() -> tuple[CommandLine, argparse.ArgumentParser]:
     cli = CommandLine(prog="ccdash-migrate")
     _remove_command(cli.subparsers, "history")
+    cli.parser.add_argument(
+        "-v",
+        "--verbose",
+        dest="log_verbose",  # not "verbose": Alembic's current, heads and revisions have a -v of their own
+        action="store_true",
+        help="also log the plan of every table change with its SQL, and Alembic's lines for each step",
+    )
     for action in cli.parser._actions:
         if "--config" in action.option_strings:
             action.help = (

@@ -22,8 +22,6 @@ from ccdash_alembic import history as log
 from ccdash_alembic import rehearse as rehearsal
 from ccdash_alembic import state as states
 from ccdash_alembic import validate as validation
-from ccdash_alembic.ccdash import baseline as ccdash_baseline
-from ccdash_alembic.ccdash.recognise import for_empty_database
 from ccdash_alembic.errors import (
     ChecksumMismatch,
     Dirty,
@@ -32,12 +30,12 @@ from ccdash_alembic.errors import (
     Locked,
     MigrateError,
     MigrationFailed,
-    NotCCDash,
     Pending,
     UsageError,
     at_unknown_revision,
 )
-from ccdash_alembic.revision_ids import name_files_by_id, next_id
+from ccdash_alembic.revision_ids import check_new, name_files_by_id, next_id
+from ccdash_alembic.settings import OPTION as SETTINGS_OPTION
 from ccdash_alembic.settings import Settings
 
 
@@ -48,7 +46,7 @@ def settings_of(config: Config) -> Settings:
     return Settings.load(config, x_arguments)
 
 
-def _open(config: Config, read_only: bool) -> tuple[database.Target, Settings, Connection | None]:
+def open_database(config: Config, read_only: bool) -> tuple[database.Target, Settings, Connection | None]:
     """The run's database, opened (after waiting for its lock), or None when there is no file yet."""
     settings = settings_of(config)
     target = database.resolve(settings)
@@ -100,18 +98,7 @@ def create(config: Config, message: str | None = None, autogenerate: bool = Fals
     does not load with the message as its doc is removed again, with everything else this run wrote.
     """
     script = ScriptDirectory.from_config(config)
-    message = revision_text.check_message(message or "")
-    slug = revision_text.slug(message, script.truncate_slug_length)
-    clash = [
-        p.name
-        for p in validation.revision_files(config)
-        if (m := validation.FILE_NAME.match(p.name)) and m["slug"] == slug
-    ]
-    if clash:
-        raise UsageError(
-            f"a revision named {slug!r} exists already ({clash[0]})",
-            "Use a message that says how this revision differs",
-        )
+    message = check_new(script, message)  # the rules stock `alembic revision` follows too (env.py's hook)
     if autogenerate and sql_files:
         raise UsageError("--autogenerate writes Python, not SQL files", "Use one of --autogenerate and --sql")
     revision = next_id(datetime.now(UTC), script.get_heads())
@@ -313,29 +300,8 @@ def serve(config: Config, host: str = "127.0.0.1", port: int = 8765) -> None:
 
 def options(config: Config) -> None:
     """List the options a run takes (as -x name=value, or in [ccdash_alembic] of alembic.ini)."""
-    output.table(
-        ["Option", "Default", "Meaning"], [[n, d if d != "None" else "", h] for n, d, h in Settings.describe()]
-    )
-
-
-def baseline(config: Config, dry_run: bool = False) -> None:
-    """Adopt an existing CCDash database (or create one): run the baseline revision; with --dry-run, print
-    what it would find and do, and change nothing."""
-    if not dry_run:
-        base = ScriptDirectory.from_config(config).get_base()
-        command.upgrade(config, base or "base")
-        return
-    _, _, connection = _open(config, read_only=True)
-    if connection is None:
-        finding = for_empty_database()
-    else:
-        with connection:
-            finding = ccdash_baseline.plan(connection)
-    if finding.refusal:
-        raise NotCCDash(f"this database cannot be adopted: {finding.refusal}", "Nothing would be changed")
-    print(finding.describe(done=False))
-    for statement in finding.statements():
-        print(statement.rstrip() + ";")
+    described = Settings.describe(settings_of(config).application)
+    output.table(["Option", "Default", "Meaning"], [[n, d if d != "None" else "", h] for n, d, h in described])
 
 
 def backup(config: Config, list_only: bool = False) -> None:
@@ -347,7 +313,7 @@ def backup(config: Config, list_only: bool = False) -> None:
         for made in backups.backups(target, settings):
             print(made.folder)
         return
-    target, settings, connection = _open(config, read_only=True)
+    target, settings, connection = open_database(config, read_only=True)
     if connection is None:
         raise UsageError(f"there is no database at {target.describe()}", "Nothing to back up")
     with connection:  # held (read-only: nothing writes) while a child process copies the file
@@ -376,7 +342,7 @@ def repair(config: Config, clear_failure: list[str] | None = None) -> None:
     """Set right what the database's records say is wrong, and record each repair: a dirty mark, a failure whose
     revision file is gone (or one named with --clear-failure), a schema_version that disagrees with
     alembic_version, applied revisions without a history row."""
-    target, _, connection = _open(config, read_only=False)
+    target, settings, connection = open_database(config, read_only=False)
     if connection is None:
         print("There is no database; nothing to repair")
         return
@@ -397,7 +363,8 @@ def repair(config: Config, clear_failure: list[str] | None = None) -> None:
             for failure in left:
                 print(f"Revision {failure.version} failed and is not resolved: {state.failure_remedy(failure)}")
             return
-        context = MigrationContext.configure(connection)
+        # the run's settings, so an earlier tool's history is taken over by the application's adopters
+        context = MigrationContext.configure(connection, opts={SETTINGS_OPTION: settings})
         log.ensure_tables(context)
         heads = context.get_current_heads()
         done = [_clear_dirty_mark(context, state.dirty, heads)] if state.dirty else []

@@ -34,7 +34,9 @@ from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext, MigrationInfo, RevisionStep, StampStep
 from alembic.script import Script, ScriptDirectory
 
-from ccdash_alembic import backup, checksum, database, history, output
+from ccdash_alembic import backup, checksum, database, history, output, revision_ids
+from ccdash_alembic.application import ATTRIBUTE as APPLICATION
+from ccdash_alembic.application import Application
 from ccdash_alembic.autogen import name_dropped_constraints
 from ccdash_alembic.errors import (
     MISSING_PARENT_WARNING,
@@ -43,6 +45,7 @@ from ccdash_alembic.errors import (
     Dirty,
     MigrateError,
     MigrationFailed,
+    UsageError,
     exit_in_revision_file,
     first_line,
     interrupted,
@@ -56,23 +59,34 @@ from ccdash_alembic.settings import Settings
 from ccdash_alembic.shadow import schema_copy
 
 
-def run(context: EnvironmentContext, target_metadata: sa.MetaData | None = None) -> None:
+def run(
+    context: EnvironmentContext, target_metadata: sa.MetaData | None = None, application: Application | None = None
+) -> None:
     """Run the current Alembic command; on a user-facing error, print one line and exit with its code.
 
     ``context`` is ``alembic.context`` as env.py sees it. Called through Alembic's Python API (no command
-    line), errors are raised as ``MigrateError`` subclasses instead.
+    line), errors are raised as ``MigrateError`` subclasses instead. ``application`` is the project's
+    (default: the one ``alembic.ini`` names, else the generic one: see ``ccdash_alembic.application``).
     """
     config = context.config
+    if application is not None:
+        config.attributes[APPLICATION] = application
     warnings.filterwarnings("ignore", MISSING_PARENT_WARNING, UserWarning)  # the error line names the parent
     if config.cmd_opts is not None and not getattr(config.cmd_opts, "quiet", False) and config.config_file_name:
         # As Alembic's own env.py templates do, but only on the command line (and not with --quiet): an
         # application calling the Python API keeps its own logging setup.
         logging.config.fileConfig(config.config_file_name, disable_existing_loggers=False)
+        if getattr(config.cmd_opts, "log_verbose", False):  # ccdash-migrate -v
+            output.verbose_logging()
     try:
-        settings = Settings.load(config, context.get_x_argument(as_dictionary=True))
-        target = database.resolve(settings)
+        settings = Settings.load(config, context.get_x_argument(as_dictionary=True), application)
+        if _writes_a_revision_only(context):
+            _write_revision(context, target_metadata)
+            return
+        handed = config.attributes.get(database.HANDED_OVER)
+        target = database.resolve(settings) if handed is None else database.handed_over(handed)
         _announce(config, f"Database: {target.describe()}")
-        runner = _Runner(context, settings, target, target_metadata)
+        runner = _Runner(context, settings, target, target_metadata, handed)
         config.attributes[REPORT] = runner.report
         if context.is_offline_mode():
             runner.offline()
@@ -93,6 +107,46 @@ def run(context: EnvironmentContext, target_metadata: sa.MetaData | None = None)
         if problem is None:
             raise
         _stop(config, problem, error)
+
+
+def _writes_a_revision_only(context: EnvironmentContext) -> bool:
+    """``alembic revision`` without ``--autogenerate``, or ``alembic merge`` (which run env.py because
+    alembic.ini sets ``revision_environment``, so a new revision's id is chosen here): they need no database,
+    so none is opened. Alembic passes ``template_args`` for these, and a ``revision_context`` for the first."""
+    # env.py passes the alembic.context module, which forwards methods and class attributes only; the
+    # EnvironmentContext behind it (and the options the command gave it) is its _proxy
+    environment = context if isinstance(context, EnvironmentContext) else getattr(context, "_proxy", None)
+    opts: dict[str, Any] = getattr(environment, "context_opts", None) or {}
+    revision_context = opts.get("revision_context")
+    if revision_context is None:
+        return "template_args" in opts
+    return not revision_context.command_args.get("autogenerate")
+
+
+def _write_revision(context: EnvironmentContext, target_metadata: sa.MetaData | None) -> None:
+    """Let Alembic make the revision's directives on an empty in-memory database, choosing its id and checking
+    its message (``revision_ids.process_revision_directives``) before anything is written."""
+    empty = sa.create_engine("duckdb:///:memory:", connect_args={"config": dict(database.SAFE_OPEN)})
+    announcer = logging.getLogger("alembic.runtime.migration")
+    announcer.disabled = True  # its "Context impl" lines: no database is used
+    try:
+        with empty.connect() as connection:
+            context.configure(
+                connection=connection,
+                target_metadata=target_metadata,
+                process_revision_directives=revision_ids.process_revision_directives,
+            )
+            with context.begin_transaction():
+                context.run_migrations()
+    finally:
+        announcer.disabled = False
+        empty.dispose()
+
+
+def _revision_directives(context: MigrationContext, revision: Any, directives: list[Any]) -> None:
+    """Autogenerate's fixes of the directives, then the revision's id and message rules."""
+    name_dropped_constraints(context, revision, directives)
+    revision_ids.process_revision_directives(context, revision, directives)
 
 
 def _stop(config: Config, error: MigrateError, cause: BaseException) -> None:
@@ -240,8 +294,10 @@ class _Runner:
         settings: Settings,
         target: database.Target,
         target_metadata: sa.MetaData | None,
+        handed: sa.Connection | sa.Engine | None = None,
     ) -> None:
         self.context = context
+        self.handed = handed  # a connection or engine the caller put in config.attributes: used as given
         self.settings = settings
         self.target = target
         self.target_metadata = target_metadata
@@ -265,7 +321,7 @@ class _Runner:
             compare_type=True,
             compare_server_default=True,
             autogenerate_plugins=["alembic.autogenerate.*", PLUGIN_NAME],
-            process_revision_directives=name_dropped_constraints,
+            process_revision_directives=_revision_directives,
             **{SETTINGS_OPTION: self.settings},  # type: ignore[arg-type]
             **kw,
         )
@@ -280,6 +336,12 @@ class _Runner:
         # The script starts at base (an empty database) unless a start revision is given (``X:head``), in
         # which case the database file is taken to be at that revision and its schema is the starting point.
         starts_at_base = self.context.get_starting_revision_argument() is None
+        if self.handed is not None and not starts_at_base:
+            raise UsageError(
+                "a --sql script from a start revision reads the schema from the database file, which the "
+                "connection handed over in config.attributes may hold open in this process",
+                "Write the script from base, or without a connection in config.attributes",
+            )
         shadow = schema_copy(None if starts_at_base else self.target.path)
         try:
             self._configure(url=self.target.url, literal_binds=True, **{SHADOW_OPTION: shadow})
@@ -290,6 +352,9 @@ class _Runner:
 
     def online(self) -> None:
         self.existed = self.target.path is not None and not self.target.is_new
+        if self.handed is not None:
+            self._online_handed(self.handed)
+            return
         if self.target.path is not None and not self.existed:
             # A file that is not there is an empty database: `alembic current`, `check` and autogenerate read
             # an empty one in memory, and neither the file nor its folder is created.
@@ -306,44 +371,62 @@ class _Runner:
                 announcer.disabled = False
         engine = database.create_engine(self.target, self.settings)
         with database.connect(engine, self.target, self.settings.lock_timeout) as connection:
-            migration_context = self._configure(connection=connection)
+            self._run_on(connection)
+
+    def _online_handed(self, handed: sa.Connection | sa.Engine) -> None:
+        """Run on what the caller handed over: a connection as it is (in the caller's transaction, if one is
+        open: the caller commits it), an engine through a connection of its own, closed after. No engine of
+        this layer's is made and the file is not opened again, so nothing waits for the caller's own lock."""
+        if isinstance(handed, sa.Engine):
+            with database.connect(handed, self.target, self.settings.lock_timeout) as connection:
+                self.existed = self.target.path is not None and database.holds_tables(connection)
+                self._run_on(connection)
+            return
+        database.verify(handed, self.target)
+        self.existed = self.target.path is not None and database.holds_tables(handed)
+        self._run_on(handed, callers_transaction=handed.in_transaction())
+
+    def _run_on(self, connection: sa.Connection, callers_transaction: bool = False) -> None:
+        """Run the command on an open connection; ``callers_transaction``: the steps run in a transaction the
+        caller opened, which is left to the caller to commit (Alembic then runs them all in it)."""
+        migration_context = self._configure(connection=connection)
+        try:
+            if _mutates(migration_context):
+                # before Alembic's own first write (``stamp --purge`` empties alembic_version first thing)
+                self._refuse_when_dirty(migration_context)  # at head too: the mark means "look first"
+                if migration_context.purge:
+                    self.script.get_revisions(migration_context.opts["destination_rev"])
+            with self.context.begin_transaction():
+                self.context.run_migrations()
+        except Exception as error:
+            if _is_interrupt(error):  # DuckDB stopped a statement for Ctrl-C
+                raise self._interruption(connection, migration_context) from error
+            if self.failure is None and self.uncommitted is not None and isinstance(error, sa.exc.DBAPIError):
+                # the step ran but its commit failed (a full disk, a file-size limit): that step failed
+                self.failure = _Failure(self.uncommitted, self.last_seconds or 0.0, error)
+                self.report.steps = self.report.steps[:-1]  # its history row went with the commit
+            self._discard_unused_backup()
+            if self.failure is None or self.failure.error is not error or isinstance(error, MigrateError):
+                if not self.report.steps and not self._outside_transaction_started and self.handed is None:
+                    # nothing was committed: closing must not fold a pending write-ahead log into the file
+                    connection.exec_driver_sql("PRAGMA disable_checkpoint_on_shutdown")
+                raise  # not a revision's failure, or a refusal: nothing was changed and nothing is recorded
+            with contextlib.suppress(sa.exc.SQLAlchemyError):  # a full disk: reported, but not recorded
+                self._record_failure(connection, migration_context, self.failure)
+            failed = self._failed(self.failure)
+            self._run_failure_hook(failed)
+            raise failed from error
+        except KeyboardInterrupt as interrupt:
+            raise self._interruption(connection, migration_context) from interrupt
+        if connection.in_transaction() and not callers_transaction:
+            connection.commit()
+        self.report.after = tuple(migration_context.get_current_heads())
+        if self.changed and not callers_transaction:
             try:
-                if _mutates(migration_context):
-                    # before Alembic's own first write (``stamp --purge`` empties alembic_version first thing)
-                    self._refuse_when_dirty(migration_context)  # at head too: the mark means "look first"
-                    if migration_context.purge:
-                        self.script.get_revisions(migration_context.opts["destination_rev"])
-                with self.context.begin_transaction():
-                    self.context.run_migrations()
-            except Exception as error:
-                if _is_interrupt(error):  # DuckDB stopped a statement for Ctrl-C
-                    raise self._interruption(connection, migration_context) from error
-                if self.failure is None and self.uncommitted is not None and isinstance(error, sa.exc.DBAPIError):
-                    # the step ran but its commit failed (a full disk, a file-size limit): that step failed
-                    self.failure = _Failure(self.uncommitted, self.last_seconds or 0.0, error)
-                    self.report.steps = self.report.steps[:-1]  # its history row went with the commit
-                self._discard_unused_backup()
-                if self.failure is None or self.failure.error is not error or isinstance(error, MigrateError):
-                    if not self.report.steps and not self._outside_transaction_started:
-                        # nothing was committed: closing must not fold a pending write-ahead log into the file
-                        connection.exec_driver_sql("PRAGMA disable_checkpoint_on_shutdown")
-                    raise  # not a revision's failure, or a refusal: nothing was changed and nothing is recorded
-                with contextlib.suppress(sa.exc.SQLAlchemyError):  # a full disk: reported, but not recorded
-                    self._record_failure(connection, migration_context, self.failure)
-                failed = self._failed(self.failure)
-                self._run_failure_hook(failed)
-                raise failed from error
-            except KeyboardInterrupt as interrupt:
-                raise self._interruption(connection, migration_context) from interrupt
-            if connection.in_transaction():
-                connection.commit()
-            self.report.after = tuple(migration_context.get_current_heads())
-            if self.changed:
-                try:
-                    connection.exec_driver_sql("CHECKPOINT")  # the file alone holds the result; no log to replay
-                except sa.exc.DBAPIError:
-                    connection.invalidate()  # DuckDB gave the database up (a full disk): closing must not reset it
-                    raise
+                connection.exec_driver_sql("CHECKPOINT")  # the file alone holds the result; no log to replay
+            except sa.exc.DBAPIError:
+                connection.invalidate()  # DuckDB gave the database up (a full disk): closing must not reset it
+                raise
 
     def _interruption(self, connection: sa.Connection, migration_context: MigrationContext) -> MigrateError:
         """Ctrl-C: the running step rolls back and is recorded as interrupted; the run ends (exit code 130)."""
@@ -372,11 +455,12 @@ class _Runner:
         """Run the configured ``on_failure`` command, so operators can wire alerts."""
         if not self.settings.on_failure or self.failure is None:
             return
+        prefix = self.settings.application.hook_prefix  # the application's names for them
         environment = {
             **os.environ,
-            "CCDASH_MIGRATE_REVISION": self.failure.step.info.up_revision_id or "",
-            "CCDASH_MIGRATE_ERROR": failed.what,
-            "CCDASH_MIGRATE_DATABASE": str(self.target.path or self.target.url),
+            f"{prefix}_REVISION": self.failure.step.info.up_revision_id or "",
+            f"{prefix}_ERROR": failed.what,
+            f"{prefix}_DATABASE": str(self.target.path or self.target.url),
         }
         result = subprocess.run(self.settings.on_failure, shell=True, env=environment, check=False)
         if result.returncode != 0:
@@ -426,7 +510,12 @@ class _Runner:
             with output.progress("Migrating", len(planned)) as advance:
                 for step in planned:
                     advance(str(step), 0)
+                    recorded = len(self.report.steps)
                     yield _TimedStep(step, self)
+                    # back here once the step's transaction has committed: say what it did, in one line
+                    for row in self.report.steps[recorded:]:
+                        line = output.step_line(row.direction, row.version, row.name, row.execution_time_ms)
+                        _announce(self.context.config, line)
                     advance(str(step), 1)
 
         return steps

@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 
 
 class ExitCode(IntEnum):
-    """Exit codes of ``alembic`` and ``ccdash-migrate`` runs that stop on a user-facing error."""
+    """Exit codes of ``alembic`` and ``ccdash-migrate`` runs that stop on a user-facing error. Codes not listed
+    (7) are left to the application, for refusals of its own (``MigrateError`` subclasses with that code)."""
 
     OK = 0
     INTERNAL = 1
@@ -26,7 +27,6 @@ class ExitCode(IntEnum):
     LOCKED = 4
     CHECKSUM_MISMATCH = 5
     MIGRATION_FAILED = 6
-    NOT_CCDASH = 7
     DIRTY = 8
     DATA_LOSS = 9
     PENDING = 10
@@ -37,7 +37,7 @@ class ExitCode(IntEnum):
 class MigrateError(Exception):
     """A refusal or failure explained in one line: what happened, then what to do."""
 
-    exit_code = ExitCode.INTERNAL
+    exit_code: int = ExitCode.INTERNAL
 
     def __init__(self, what: str, todo: str) -> None:
         super().__init__(f"{what.rstrip('.')}. {todo}")
@@ -90,10 +90,6 @@ class HistoryConflict(MigrateError):
 
 class InvalidRevisions(MigrateError):
     exit_code = ExitCode.INVALID_REVISIONS
-
-
-class NotCCDash(MigrateError):
-    exit_code = ExitCode.NOT_CCDASH
 
 
 class Interrupted(MigrateError):

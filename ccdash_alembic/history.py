@@ -23,7 +23,6 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 from weakref import WeakKeyDictionary
 
 import sqlalchemy as sa
@@ -34,7 +33,7 @@ from sqlalchemy.sql import ddl as sa_ddl
 
 from ccdash_alembic.checksum import revision_checksum
 from ccdash_alembic.errors import HistoryConflict
-from ccdash_alembic.tabledef import literal
+from ccdash_alembic.settings import Settings
 
 HISTORY_TABLE = "migration_history"
 VERSION_TABLE = "schema_version"
@@ -109,14 +108,20 @@ def utcnow() -> datetime:
 
 
 def ensure_tables(context: MigrationContext) -> None:
-    """Create the history objects if absent (in the current transaction, or as ``--sql`` output), adopting
-    a ``migration_history`` an earlier tool left (CCDash's Go migrate tool made one with fewer columns)."""
+    """Create the history objects if absent (in the current transaction, or as ``--sql`` output). A
+    ``migration_history`` an earlier tool left is taken over by one of the application's history adopters,
+    or refused: its rows would otherwise be read as this layer's."""
     context.execute(sa_ddl.CreateSequence(history_sequence, if_not_exists=True))
-    existing = _columns(context.impl.catalog_connection(), HISTORY_TABLE)  # type: ignore[attr-defined]
+    existing = table_columns(context.impl.catalog_connection(), HISTORY_TABLE)  # type: ignore[attr-defined]
     if existing and "direction" not in existing:
-        _adopt(context, existing)
+        adopters = Settings.of(context).application.history_adopters
+        if not any(adopt(context, existing) for adopt in adopters):
+            raise HistoryConflict(
+                f"the database has a migration_history table this tool did not make (columns {', '.join(existing)})",
+                "Rename or remove that table, then run again",
+            )
     context.execute(sa_ddl.CreateTable(migration_history, if_not_exists=True))
-    versions = _columns(context.impl.catalog_connection(), VERSION_TABLE)  # type: ignore[attr-defined]
+    versions = table_columns(context.impl.catalog_connection(), VERSION_TABLE)  # type: ignore[attr-defined]
     if versions and "database_id" not in versions:  # made by an earlier version of this layer
         context.impl.add_column(VERSION_TABLE, sa.Column("database_id", sa.String))
     context.execute(sa_ddl.CreateTable(schema_version, if_not_exists=True))
@@ -124,88 +129,16 @@ def ensure_tables(context: MigrationContext) -> None:
 
 def is_ours(connection: Connection) -> bool:
     """Whether this layer's history is there (not absent, and not an earlier tool's not yet adopted)."""
-    return "direction" in _columns(connection, HISTORY_TABLE)
+    return "direction" in table_columns(connection, HISTORY_TABLE)
 
 
-def _columns(connection: Connection, table: str) -> list[str]:
+def table_columns(connection: Connection, table: str) -> list[str]:
+    """The columns of ``table`` in order (none when it does not exist)."""
     rows = connection.exec_driver_sql(
         "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database()"
         f" AND schema_name = current_schema() AND table_name = '{table}' ORDER BY column_index"
     )
     return [r[0] for r in rows]
-
-
-def _adopt(context: MigrationContext, existing: list[str]) -> None:
-    """Take over an earlier tool's history: its rows become ``import`` rows, its dirty marks are resolved.
-
-    Rows are copied through a temporary table and counted before the old table may go. A mark of ``dirty``
-    means the tool stopped between writing the mark and clearing it; since that tool ran each migration in
-    a transaction, its history says whether the migration was applied (``success``) or rolled back, and the
-    mark is cleared with a ``repair`` row saying which.
-    """
-    ours = {c.name for c in migration_history.columns}
-    unknown = sorted(set(existing) - ours)
-    if unknown or "version" not in existing:
-        raise HistoryConflict(
-            f"the database has a migration_history table this tool did not make (columns {', '.join(existing)})",
-            "Rename or remove that table, then run again",
-        )
-    impl: Any = context.impl
-    shared = [c for c in existing if c not in ("id", "direction", "note")]
-    copied = ", ".join(shared)
-    order = "ORDER BY id" if "id" in existing else ""
-    source = "imported from the migration_history of an earlier migration tool (CCDash's Go migrate tool)"
-    dirty = _dirty_versions(impl.catalog_connection()) if not context.as_sql else []
-    impl.run_sql(
-        [
-            f"CREATE TEMP TABLE _ccdash_imported_history AS SELECT * FROM {HISTORY_TABLE}",
-            f"DROP TABLE {HISTORY_TABLE}",
-            f"DROP TABLE IF EXISTS {VERSION_TABLE}",
-        ]
-    )
-    context.execute(sa_ddl.CreateTable(migration_history))
-    context.execute(sa_ddl.CreateTable(schema_version))
-    impl.run_sql(
-        [
-            # new ids, in the old order: the old tool's sequence may be behind its own rows
-            f"INSERT INTO {HISTORY_TABLE} ({copied}, direction, note) SELECT {copied}, 'import', "
-            f"{literal(source)} FROM _ccdash_imported_history {order}",
-            f"UPDATE {HISTORY_TABLE} SET status = coalesce(status, 'success'), "
-            "applied_at = coalesce(applied_at, TIMESTAMP '1970-01-01') WHERE direction = 'import'",
-            f"SELECT error('imported history lost rows') WHERE (SELECT count(*) FROM {HISTORY_TABLE}) "
-            "<> (SELECT count(*) FROM _ccdash_imported_history)",
-            "DROP TABLE _ccdash_imported_history",
-        ]
-    )
-    for version, last_status in dirty:
-        outcome = (
-            "its history says it was applied"
-            if last_status == "success"
-            else "its history says it failed and was rolled back, so nothing of it is applied"
-            if last_status == "failed"
-            else "it has no history, so it was never applied"
-        )
-        record_only(
-            context,
-            Step(
-                version=version,
-                name="dirty mark of an earlier migration tool",
-                direction="repair",
-                status="success",
-                note=f"schema_version marked {version} dirty; {outcome}. The mark is cleared.",
-            ),
-        )
-
-
-def _dirty_versions(connection: Connection) -> list[tuple[str, str | None]]:
-    """Versions the earlier tool left dirty, with the status of their last history row."""
-    if "dirty" not in _columns(connection, VERSION_TABLE):
-        return []
-    rows = connection.exec_driver_sql(
-        f"SELECT v.version, (SELECT h.status FROM {HISTORY_TABLE} h WHERE h.version = v.version"
-        f" ORDER BY h.id DESC LIMIT 1) FROM {VERSION_TABLE} v WHERE v.dirty AND v.version <> '0' ORDER BY 1"
-    )
-    return [(r[0], r[1]) for r in rows]
 
 
 def record(context: MigrationContext, step: Step, heads: Iterable[str]) -> None:
@@ -301,7 +234,7 @@ def applied_by(connection: Connection, version: str) -> str | None:
 def last_note(connection: Connection, version: str) -> str | None:
     """The note of the revision's latest successful ``up`` step: what it found and did on this database,
     for a downgrade that must know (none in ``--sql`` mode, where there are no rows to read)."""
-    if "note" not in _columns(connection, HISTORY_TABLE):
+    if "note" not in table_columns(connection, HISTORY_TABLE):
         return None
     row = connection.execute(
         sa.select(migration_history.c.note)
@@ -324,7 +257,7 @@ def mark_dirty(context: MigrationContext, version: str) -> None:
 
 def database_id(connection: Connection) -> str | None:
     """The id this layer gave the database, or None before its first recorded step."""
-    if "database_id" not in _columns(connection, VERSION_TABLE):
+    if "database_id" not in table_columns(connection, VERSION_TABLE):
         return None
     return connection.execute(sa.select(sa.func.max(schema_version.c.database_id))).scalar()
 
@@ -332,7 +265,7 @@ def database_id(connection: Connection) -> str | None:
 def dirty_mark(connection: Connection) -> tuple[str, datetime] | None:
     """The revision a dirty mark names and when it was set, or None. (An earlier tool's dirty mark is not
     this layer's: it is resolved when that tool's history is adopted.)"""
-    if not is_ours(connection) or not _columns(connection, VERSION_TABLE):
+    if not is_ours(connection) or not table_columns(connection, VERSION_TABLE):
         return None
     row = connection.execute(
         sa.select(schema_version.c.version, schema_version.c.updated_at).where(schema_version.c.dirty)

@@ -227,7 +227,7 @@ class DuckDBImpl(DefaultImpl):
             schema,
             dropped_index=table_name.lower() in self._dropped_index,
         )
-        log.info("%s", plan)
+        log.debug("%s", plan)  # the plan and its SQL: ccdash-migrate -v, or the ccdash_alembic logger at DEBUG
         self.run_sql(plan.statements)
         name = table_name
         for change in changes:

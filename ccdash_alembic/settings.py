@@ -1,7 +1,9 @@
 """The options of a run: from the ``[ccdash_alembic]`` section of ``alembic.ini``, overridden by ``-x name=value``.
 
-The ``Settings`` dataclass is the one list of options (name, default, help, parser), so an unknown ``-x``
-name is refused instead of silently ignored, and ``ccdash-migrate options`` prints the same list.
+The ``Settings`` dataclass is the one list of the layer's options (name, default, help, parser); the
+application adds its own (``Application.options``). An unknown ``-x`` name is refused instead of silently
+ignored, and ``ccdash-migrate options`` prints the same list. The section's ``application`` key names the
+application (``package.module:NAME``), which is not an option: it decides which options there are.
 """
 
 from __future__ import annotations
@@ -16,13 +18,16 @@ from typing import Any
 import duckdb
 from alembic.config import Config
 
+from ccdash_alembic import application as applications
+from ccdash_alembic.application import Application, Option
 from ccdash_alembic.errors import UsageError, first_line
 
 SECTION = "ccdash_alembic"
 OPTION = "ccdash_settings"  # the run's Settings, in the migration context's options, for revisions that need them
 
 
-def _bool(value: str) -> bool:
+def parse_bool(value: str) -> bool:
+    """``true``/``false`` (and ``1``/``0``, ``yes``/``no``, ``on``/``off``), for options of either kind."""
     lowered = value.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
         return True
@@ -83,13 +88,13 @@ def _option(default: Any, help: str, parse: Callable[[str], Any] = str) -> Any:
 
 @dataclass(frozen=True)
 class Settings:
-    """Every option a run understands."""
+    """Every option a run understands: the layer's, as fields, and the application's, in ``extra``."""
 
-    db: str | None = _option(None, "path of the DuckDB file (else $CCDASH_DB_PATH, else ~/.ccdash/ccdash.db)")
+    db: str | None = _option(None, "path of the DuckDB file (else sqlalchemy.url, else the application's default)")
     url: str | None = _option(None, "SQLAlchemy URL of a DuckDB database, instead of db")
     storage_compatibility: str = _option(
         "v1.0.0",
-        "DuckDB storage version of a newly created file (v1.0.0 is what DuckDB 1.1, in CCDash, reads)",
+        "DuckDB storage version of a newly created file (v1.0.0 is what DuckDB 1.x reads)",
         _duckdb_setting("storage_compatibility_version", "v1.0.0 or latest"),
     )
     memory_limit: str | None = _option(
@@ -98,34 +103,47 @@ class Settings:
     threads: int | None = _option(None, "DuckDB threads for the run (1 to 1024)", _whole(1, 1024))
     temp_directory: str | None = _option(None, "where DuckDB spills data that does not fit in memory")
     lock_timeout: float = _option(
-        60.0, "seconds to wait for another process (CCDash, another migration) to release the database", _seconds
+        60.0,
+        "seconds to wait for another process (the application, another migration) to release the database",
+        _seconds,
     )
-    backup: bool = _option(True, "copy the database before an upgrade or downgrade changes it", _bool)
+    backup: bool = _option(True, "copy the database before an upgrade or downgrade changes it", parse_bool)
     backup_dir: str | None = _option(None, "where backups go (default: beside the database)")
     backup_keep: int = _option(
         5, "how many backups of the database to keep (older ones are removed; at least 1)", _whole(1)
     )
     confirm_data_loss: bool = _option(
-        False, "let a step drop a table or column that holds data even when no backup was made", _bool
-    )
-    downgrade_adopted: bool = _option(
-        False,
-        "let a downgrade of the baseline drop the tables of a database the baseline adopted (it did not create them)",
-        _bool,
+        False, "let a step drop a table or column that holds data even when no backup was made", parse_bool
     )
     on_failure: str | None = _option(
-        None, "shell command run when a revision fails ($CCDASH_MIGRATE_REVISION, _ERROR, _DATABASE set)"
+        None, "shell command run when a revision fails ($<prefix>_REVISION, _ERROR, _DATABASE set)"
     )
     accept_changed: bool = _option(
-        False, "run although applied revision files changed; records their new checksums in the history", _bool
+        False, "run although applied revision files changed; records their new checksums in the history", parse_bool
     )
+    # Not options: the application the run belongs to, and the values of the options it adds.
+    application: Application = field(default=applications.GENERIC, compare=False)
+    extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    # Not an option either: the configuration's ``sqlalchemy.url`` (Alembic's place for the database), which
+    # database.resolve takes when neither -x db nor -x url is given; None when the file has no such key.
+    config_url: str | None = field(default=None, compare=False)
+
+    def value(self, option: Option) -> Any:
+        """The value of an application's option: as given, else its default (also outside that application's
+        runs, where it cannot have been given)."""
+        return self.extra.get(option.name, option.default)
 
     @classmethod
-    def load(cls, config: Config, x_arguments: Mapping[str, str]) -> Settings:
-        """Merge the configuration file's section with ``-x`` arguments, refusing unknown or malformed ones."""
-        known = {f.name: f for f in fields(cls)}
+    def load(cls, config: Config, x_arguments: Mapping[str, str], application: Application | None = None) -> Settings:
+        """Merge the configuration file's section with ``-x`` arguments, refusing unknown or malformed ones.
+        ``application`` is env.py's (``run(..., application=)``); by default, the one ``alembic.ini`` names."""
+        application = application_of(config, application)
+        own = {o.name: o.parse for o in application.options}
+        known = {**{f.name: f.metadata["parse"] for f in _option_fields()}, **own}
         defaults = config.file_config.defaults()  # "here" and the like, which ConfigParser adds to every section
-        section = {k: v for k, v in (config.get_section(SECTION) or {}).items() if k not in defaults}
+        section = {
+            k: v for k, v in (config.get_section(SECTION) or {}).items() if k not in defaults and k != applications.KEY
+        }
         raw = {**section, **x_arguments}
         values: dict[str, Any] = {}
         for name, text in raw.items():
@@ -135,19 +153,21 @@ class Settings:
                     f"Known options: {', '.join(sorted(known))} (as -x name=value or in [{SECTION}] of alembic.ini).",
                 )
             if not text.strip():
+                fallback = _fallback(config, application)
                 # "-x db=$CCDASH_DB" with the variable unset: falling back to the default database would work
                 # on a database nobody named
                 given = f"-x {name}=" if name in x_arguments else f"{name} = in [{SECTION}] of alembic.ini"
                 raise UsageError(
                     f"option {name!r} is empty ({given})",
                     "Give a value (an unset shell variable gives an empty one), or leave the option out"
-                    + (" to use $CCDASH_DB_PATH or ~/.ccdash/ccdash.db" if name in ("db", "url") else ""),
+                    + (f" to use {fallback}" if name in ("db", "url") and fallback else ""),
                 )
             try:
-                values[name] = known[name].metadata["parse"](text)
+                values[name] = known[name](text)
             except ValueError as exc:
                 raise UsageError(f"option {name!r}: {exc}", "Correct the value and run again.") from exc
-        return cls(**values)
+        extra = {name: values.pop(name) for name in own if name in values}
+        return cls(**values, application=application, extra=extra, config_url=config.get_main_option("sqlalchemy.url"))
 
     @classmethod
     def of(cls, migration_context: Any) -> Settings:
@@ -156,9 +176,44 @@ class Settings:
         return found if isinstance(found, Settings) else cls()
 
     @classmethod
-    def describe(cls) -> list[tuple[str, str, str]]:
-        """``(name, default, help)`` for every option (an empty default where there is none)."""
-        return [(f.name, "" if f.default is None else str(f.default), f.metadata["help"]) for f in fields(cls)]
+    def describe(cls, application: Application = applications.GENERIC) -> list[tuple[str, str, str]]:
+        """``(name, default, help)`` for every option of the layer and of ``application`` (an empty default
+        where there is none)."""
+        prefix = f"${application.hook_prefix}_"
+        rows = [
+            (f.name, "" if f.default is None else str(f.default), f.metadata["help"].replace("$<prefix>_", prefix))
+            for f in _option_fields()
+        ]
+        rows += [(o.name, "" if o.default is None else str(o.default), o.help) for o in application.options]
+        return rows
+
+
+def _option_fields() -> list[Any]:
+    """The dataclass fields of ``Settings`` that are options (not the application and its values)."""
+    return [f for f in fields(Settings) if "parse" in f.metadata]
+
+
+def application_of(config: Config, given: Application | None = None) -> Application:
+    """The run's application: ``given`` (env.py's), else one env.py's ``run()`` left in the configuration's
+    attributes, else the one ``alembic.ini`` names (``application = module:NAME``), else the generic one.
+    env.py's and the file's must agree: the commands that never run env.py (``status``, ``serve``...) read the
+    file, and would otherwise look at another database than ``upgrade``."""
+    spec = (config.get_section(SECTION) or {}).get(applications.KEY)
+    named = applications.load(spec) if spec else None
+    found = given or config.attributes.get(applications.ATTRIBUTE)
+    if isinstance(found, Application):
+        if named is not None and named != found:
+            raise UsageError(
+                f"env.py runs the application {found.name!r} but alembic.ini names {spec} ({named.name!r})",
+                f"Make the two agree: the application line in [{SECTION}] of alembic.ini, and run() in env.py",
+            )
+        return found
+    return named or applications.GENERIC
+
+
+def _fallback(config: Config, application: Application) -> str | None:
+    """Where the database is when neither ``-x db`` nor ``-x url`` is given, in words."""
+    return "sqlalchemy.url" if config.get_main_option("sqlalchemy.url") else application.fallback()
 
 
 def program_config(config_file: str | Path, options: Mapping[str, object], ini_section: str = "alembic") -> Config:

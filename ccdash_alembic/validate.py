@@ -1,7 +1,8 @@
 """``ccdash-migrate validate``: everything that can be checked before a run, without changing anything.
 
 - the revision files: each loads, has a unique id, follows ``<14-digit UTC timestamp>_<slug>.py`` with the
-  id equal to its timestamp, and names parents that exist; the graph has one head and no cycle;
+  id equal to its timestamp (a file whose id is not a timestamp, made by Alembic's own ``alembic revision`` in
+  another project, is named ``<id>_<slug>.py``), and names parents that exist; one head and no cycle;
 - SQL-file revisions' ``.up.sql``/``.down.sql``: parsed by DuckDB's parser, with no transaction statements;
 - against the database (when it exists): applied revisions whose file changed since (checksums), revisions
   older than the newest applied one that are not applied and do not follow it (merged in out of order), and
@@ -30,6 +31,7 @@ from ccdash_alembic.errors import ExitCode
 from ccdash_alembic.state import Status
 
 FILE_NAME = re.compile(r"^(?P<id>\d{14})_(?P<slug>[a-z0-9_]+)\.py$")
+TIMESTAMP_ID = re.compile(r"^\d{14}$")
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,11 @@ def check_files(config: Config) -> tuple[list[Finding], list[_Revision]]:
             findings.append(Finding("file", path.name, "has no revision id"))
             continue
         name = FILE_NAME.match(path.name)
-        if name is None:
+        if name is None and not TIMESTAMP_ID.match(revision):
+            # a project with Alembic's own ids (stock ``alembic revision``): named <id>_<slug>.py, as Alembic does
+            if not path.name.startswith(f"{revision}_"):
+                findings.append(Finding("file", path.name, f"is not named {revision}_<slug>.py"))
+        elif name is None:
             findings.append(Finding("file", path.name, "is not named <14-digit UTC timestamp>_<slug>.py"))
         elif name["id"] != revision:
             findings.append(Finding("file", path.name, f"is named {name['id']} but its revision id is {revision}"))
@@ -249,7 +255,7 @@ def state_findings(state: Status) -> list[Finding]:
             Finding(
                 "note",
                 state.name_bound,
-                f"DuckDB 1.1 (inside CCDash) opens this file only under the name {state.name_bound}: DuckDB 2.x "
+                f"DuckDB 1.1 opens this file only under the name {state.name_bound}: DuckDB 2.x "
                 "wrote its indexes; keep that name when copying or moving it (backups do)",
             )
         )

@@ -17,6 +17,7 @@ from conftest import repo_alembic, run_in_duckdb11
 from fixture_builder import specs
 from shapes import schema
 
+from ccdash_alembic.ccdash.errors import NOT_CCDASH
 from ccdash_alembic.errors import ExitCode
 
 BASELINE = "20250810000000"
@@ -271,11 +272,11 @@ def test_refused_files_stay_byte_identical(kind: str, fixtures: Path, tmp_path: 
 
     for command in (["upgrade", "head"], ["upgrade", BASELINE]):
         result = repo_alembic(*command, db=db)
-        assert result.returncode == ExitCode.NOT_CCDASH, result.stderr
+        assert result.returncode == NOT_CCDASH, result.stderr
         [line] = [line for line in result.stderr.splitlines() if line.startswith("error:")]
         assert "cannot be adopted" in line and "nothing was changed" in line
     dry = repo_alembic("baseline", "--dry-run", db=db, command="ccdash-migrate")
-    assert dry.returncode == ExitCode.NOT_CCDASH
+    assert dry.returncode == NOT_CCDASH
     assert _sha(db) == digest and db.stat().st_mtime_ns == modified
     assert not Path(str(db) + ".wal").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["refused.db"]  # no backup left beside it

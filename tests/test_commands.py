@@ -13,6 +13,7 @@ from pathlib import Path
 
 from conftest import ANSI_ESCAPE, BIN, Project, hold, items_revisions, on_terminal
 
+from ccdash_alembic.ccdash.application import CCDASH
 from ccdash_alembic.errors import ExitCode
 from ccdash_alembic.settings import Settings
 
@@ -101,7 +102,8 @@ def test_status_of_a_file_in_use_names_the_holder(project: Project) -> None:
         holder.kill()
         holder.wait()
     assert result.returncode == ExitCode.LOCKED
-    [line] = result.stderr.strip().splitlines()
+    database, line = result.stderr.strip().splitlines()
+    assert database == f"Database: {project.db} (from -x db)"
     assert line.startswith("error: ") and f"(PID {holder.pid})" in line and "Run again when it is free" in line
 
 
@@ -291,7 +293,9 @@ def test_options_lists_every_option(project: Project) -> None:
     assert listed.returncode == 0
     names, rows = _rows(listed.stdout)
     assert names == ["Option", "Default", "Meaning"]
-    assert [r[0] for r in rows] == [f.name for f in fields(Settings)]
+    # the layer's options, then those of the application (CCDash's, which this project's alembic.ini names)
+    options = [f.name for f in fields(Settings) if "parse" in f.metadata] + [o.name for o in CCDASH.options]
+    assert [r[0] for r in rows] == options
     assert dict((r[0], r[1]) for r in rows)["lock_timeout"] == "60.0"
 
 

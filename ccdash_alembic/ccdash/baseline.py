@@ -15,8 +15,10 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from ccdash_alembic import history
+from ccdash_alembic.ccdash.application import DOWNGRADE_ADOPTED
+from ccdash_alembic.ccdash.errors import NotCCDash
 from ccdash_alembic.ccdash.recognise import Finding, recognise
-from ccdash_alembic.errors import DataLossRefused, NotCCDash
+from ccdash_alembic.errors import DataLossRefused
 from ccdash_alembic.settings import Settings
 
 REVISION = "20250810000000"  # the baseline revision of versions/
@@ -56,7 +58,7 @@ def downgrade(op: Any) -> None:
     context = op.get_context()
     if not context.as_sql:
         applied = history.applied_by(context.impl.catalog_connection(), REVISION)
-        allowed = Settings.of(context).downgrade_adopted
+        allowed = Settings.of(context).value(DOWNGRADE_ADOPTED)
         if applied != "up" and not allowed:
             how = {"baseline": "adopted", "stamp": "stamped", "import": "recorded by an earlier tool"}.get(
                 applied or "", "recorded without a trace of how"
