@@ -1,5 +1,5 @@
 <%!
-    from ccdash_alembic import revision_text
+    from ccdash_alembic.runtime import revision_text
 %>\
 <%doc>
     Every text here that did not come from this template (the message, ids) is written as an escaped
@@ -10,7 +10,7 @@
 <%def name="revision_file()">\
 <%
     parents = [down_revision] if isinstance(down_revision, str) else list(down_revision or ())
-    revision_id = up_revision  # chosen before the file was named by it (ccdash_alembic.revision_ids)
+    revision_id = up_revision  # chosen before the file was named by it (ccdash_alembic.runtime.revision_ids)
     fields = {"Revision ID": revision_id, "Revises": ", ".join(parents) or "(none)", "Create Date": create_date}
 %>\
 ${revision_text.docstring(message, fields)}

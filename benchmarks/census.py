@@ -40,7 +40,7 @@ from rebuild import build  # noqa: E402  (the rebuild benchmark's database)
 CHANGE = "op.alter_column('items', 'v1', type_=sa.BigInteger)"
 
 PATCH = r"""
-import ccdash_alembic.impl as impl_module
+import ccdash_alembic.ddl.impl as impl_module
 
 def without_checks():
     impl_module.DuckDBImpl.start_census = lambda self: None
@@ -54,7 +54,7 @@ import json, sys, time
 import sqlalchemy as sa
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
-from ccdash_alembic import census
+from ccdash_alembic.ddl import census
 
 path, kind, work = sys.argv[1], sys.argv[2], sys.argv[3]
 if kind == "without":

@@ -7,10 +7,10 @@ catalog), the Alembic implementation for it, and the operations Alembic lacks (`
 
 from typing import TYPE_CHECKING
 
-from ccdash_alembic import dialect, impl, ops
+from ccdash_alembic.ddl import dialect, impl, ops
 
 if TYPE_CHECKING:
-    from ccdash_alembic.api import UpgradeResult, status, upgrade
+    from ccdash_alembic.runtime.api import UpgradeResult, status, upgrade
 
 __version__ = "0.1.0"
 
@@ -22,7 +22,7 @@ def __getattr__(name: str) -> object:
     """The API is imported on first use: Alembic imports this package (its plugin) while Alembic itself is
     still being imported, before the commands the API calls exist."""
     if name in _API:
-        from ccdash_alembic import api
+        from ccdash_alembic.runtime import api
 
         return getattr(api, name)
     raise AttributeError(f"module 'ccdash_alembic' has no attribute {name!r}")

@@ -230,7 +230,7 @@ def _raised_in_revision_map(error: BaseException) -> bool:
 
 def _graph_finding(config: Config) -> str | None:
     """What ``validate`` says is wrong with the revision graph, in its words (the first finding)."""
-    from ccdash_alembic import validate
+    from ccdash_alembic.runtime import validate
 
     try:
         findings, _ = validate.check_files(config)
@@ -245,8 +245,8 @@ def _graph_finding(config: Config) -> str | None:
 def _database_versions(config: Config) -> set[str]:
     """The revisions the run's database says it is at (none when it cannot be read), to tell a revision no file
     has that the database names from one the user asked for."""
-    from ccdash_alembic import database
-    from ccdash_alembic.settings import Settings
+    from ccdash_alembic.runtime import database
+    from ccdash_alembic.runtime.settings import Settings
 
     given = getattr(config.cmd_opts, "x", None) or []
     try:

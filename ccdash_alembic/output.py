@@ -112,6 +112,7 @@ def progress(label: str, total: int) -> Iterator[Callable[[str, int], None]]:
         try:
             yield _advancing(outer, task)
         finally:
+            outer.refresh()  # its last state is drawn once, however fast it went
             outer.remove_task(task)
         return
     console = Console(stderr=True)

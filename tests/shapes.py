@@ -14,7 +14,7 @@ import duckdb
 import sqlalchemy as sa
 
 import ccdash_alembic  # noqa: F401  (registers the dialect)
-from ccdash_alembic.defaults import normalize_default
+from ccdash_alembic.ddl.defaults import normalize_default
 
 BASE_UPGRADE = '''
 op.execute("CREATE TABLE owners (id INTEGER PRIMARY KEY, name VARCHAR NOT NULL)")

@@ -335,8 +335,8 @@ def test_an_earlier_tool_s_history_is_refused_unless_the_application_adopts_it(t
     [
         ("application = nowhere.at_all:APP", None, "cannot be loaded"),
         ("application = ccdash_alembic.errors:ExitCode", None, "not an Application"),
-        ("application = ccdash_alembic.application", None, "package.module:NAME"),
-        ("application = ccdash_alembic.application:GENERIC", "CCDASH", "Make the two agree"),
+        ("application = ccdash_alembic.runtime.application", None, "package.module:NAME"),
+        ("application = ccdash_alembic.runtime.application:GENERIC", "CCDASH", "Make the two agree"),
     ],
 )
 def test_a_wrong_application_is_refused_before_the_database_is_opened(

@@ -46,7 +46,8 @@ sa.Index("ix_posts_user_published", posts.c.user_id, posts.c.published, unique=T
 def _use_model(project: Project, model: str) -> None:
     (project.root / "models.py").write_text(textwrap.dedent(model))
     (project.root / "env.py").write_text(
-        "from alembic import context\n\nfrom ccdash_alembic.environment import run\nfrom models import metadata\n\n"
+        "from alembic import context\n\nfrom ccdash_alembic.runtime.environment import run\n"
+        "from models import metadata\n\n"
         "run(context, metadata)\n"
     )
 

@@ -24,10 +24,10 @@ import duckdb
 import pytest
 from conftest import BIN, REPO, Project, hold, items_revisions
 
-from ccdash_alembic import database
 from ccdash_alembic.ccdash.errors import NOT_CCDASH
 from ccdash_alembic.errors import ExitCode
-from ccdash_alembic.settings import Settings
+from ccdash_alembic.runtime import database
+from ccdash_alembic.runtime.settings import Settings
 
 EVERY_COMMAND = (["status"], ["history"], ["up"], ["down"], ["validate"])
 R1, R2, R3 = "20250101000001", "20250101000002", "20250101000003"

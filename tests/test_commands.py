@@ -15,7 +15,7 @@ from conftest import ANSI_ESCAPE, BIN, Project, hold, items_revisions, on_termin
 
 from ccdash_alembic.ccdash.application import CCDASH
 from ccdash_alembic.errors import ExitCode
-from ccdash_alembic.settings import Settings
+from ccdash_alembic.runtime.settings import Settings
 
 
 def _rows(table: str) -> tuple[list[str], list[list[str]]]:

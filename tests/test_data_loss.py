@@ -165,7 +165,7 @@ def test_with_a_backup_of_the_run_the_loss_goes_ahead_and_is_noted(project: Proj
     _step(
         project,
         "history.annotate(op.get_context(), 'cleared the queue')\nop.execute('DELETE FROM jobs WHERE id > 20')",
-        header="from ccdash_alembic import history",
+        header="from ccdash_alembic.runtime import history",
     )
     result = project.alembic("upgrade", "head")
     assert result.returncode == 0, result.stderr

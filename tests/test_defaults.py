@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ccdash_alembic.defaults import normalize_default
+from ccdash_alembic.ddl.defaults import normalize_default
 
 
 @pytest.mark.parametrize(

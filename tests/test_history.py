@@ -102,7 +102,7 @@ def test_checksum_ignores_bom_and_line_endings(project: Project) -> None:
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
-    from ccdash_alembic.checksum import revision_checksum
+    from ccdash_alembic.runtime.checksum import revision_checksum
 
     path = project.write_revision("20250101000001", None, message="one")
     config = Config(str(project.root / "alembic.ini"))

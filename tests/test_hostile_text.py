@@ -21,7 +21,7 @@ import pytest
 from conftest import Project
 
 from ccdash_alembic.errors import ExitCode
-from ccdash_alembic.revision_text import escape
+from ccdash_alembic.runtime.revision_text import escape
 
 # Run in the project folder, so a payload that escaped would write p.txt there.
 PAYLOAD = 'x"""\nopen("p.txt","w").write("ran")\n"""'

@@ -301,7 +301,7 @@ def test_stock_alembic_with_the_installed_ini(installed: Installed, place: Place
 TINY_ENV = """\
 from alembic import context
 
-from ccdash_alembic.environment import run
+from ccdash_alembic.runtime.environment import run
 
 run(context)
 """
@@ -399,7 +399,7 @@ def test_the_checkout_uses_its_own_environment_from_any_folder(place: Place) -> 
 
 @pytest.fixture
 def pipx() -> Iterator[str]:
-    found = shutil.which("pipx")
+    found = shutil.which("pipx", path=str(Path(sys.executable).parent)) or shutil.which("pipx")
     if found is None:
         pytest.skip("pipx is not installed")
     yield found

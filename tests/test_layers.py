@@ -19,30 +19,42 @@ from ccdash_alembic.ccdash.errors import NOT_CCDASH
 from ccdash_alembic.errors import ExitCode
 
 PACKAGE = REPO / "ccdash_alembic"
-ENTRY_POINTS = {"cli.py", "api.py"}  # they pick CCDash's application for CCDash's installed environment
+# they pick CCDash's application for CCDash's installed environment
+ENTRY_POINTS = {PACKAGE / "runtime" / "cli.py", PACKAGE / "runtime" / "api.py"}
 APPLICATION = "ccdash_alembic.ccdash"
+RUN_LAYER = "ccdash_alembic.runtime"
 
 
 def generic_modules() -> list[Path]:
-    return sorted(p for p in PACKAGE.glob("*.py") if p.name not in ENTRY_POINTS)
+    """Every module outside ccdash/ (the layers and the modules they share), the entry points aside."""
+    return sorted(
+        p for p in PACKAGE.rglob("*.py") if "ccdash" not in p.relative_to(PACKAGE).parts and p not in ENTRY_POINTS
+    )
+
+
+def imports_of(path: Path, package: str) -> list[str]:
+    """Every import of ``package`` in a module, however spelt (absolute, ``from ccdash_alembic import x``,
+    relative), at any depth (inside functions too)."""
+    found = []
+    parent, _, last = package.rpartition(".")
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found += [a.name for a in node.names if a.name == package or a.name.startswith(package + ".")]
+        elif isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if node.level:  # relative: resolve against the module's own package
+                base = ".".join(("ccdash_alembic", *path.relative_to(PACKAGE).parts[:-1])).split(".")
+                base = base[: len(base) - (node.level - 1)]
+                module = ".".join([*base, *([module] if module else [])])
+            if module == package or module.startswith(package + "."):
+                found.append(module)
+            elif module == parent:
+                found += [f"{module}.{a.name}" for a in node.names if a.name == last]
+    return found
 
 
 def ccdash_imports(path: Path) -> list[str]:
-    """Every import of the CCDash package in a module, however spelt (absolute, ``from ccdash_alembic import
-    ccdash``, relative), at any depth (inside functions too)."""
-    found = []
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            found += [a.name for a in node.names if a.name == APPLICATION or a.name.startswith(APPLICATION + ".")]
-        elif isinstance(node, ast.ImportFrom):
-            module = node.module or ""
-            if node.level:  # relative to ccdash_alembic
-                module = "ccdash_alembic" + ("." + module if module else "")
-            if module == APPLICATION or module.startswith(APPLICATION + "."):
-                found.append(module)
-            elif module == "ccdash_alembic":
-                found += [f"{module}.{a.name}" for a in node.names if a.name == "ccdash"]
-    return found
+    return imports_of(path, APPLICATION)
 
 
 def ccdash_words(path: Path) -> list[str]:
@@ -70,7 +82,15 @@ def test_generic_modules_import_nothing_of_ccdash() -> None:
     assert len(generic_modules()) > 30  # the scan sees the package
     assert {p.name: ccdash_imports(p) for p in generic_modules() if ccdash_imports(p)} == {}
     # the scan finds such imports where they are allowed: the command line picks CCDash's application
-    assert ccdash_imports(PACKAGE / "cli.py")
+    assert ccdash_imports(PACKAGE / "runtime" / "cli.py")
+
+
+def test_the_duckdb_layer_imports_nothing_from_the_run_layer() -> None:
+    """Layers import only downward: ddl/ (Alembic on DuckDB) is usable without runtime/ (the run layer)."""
+    ddl = sorted((PACKAGE / "ddl").glob("*.py"))
+    assert len(ddl) > 10
+    assert {p.name: imports_of(p, RUN_LAYER) for p in ddl if imports_of(p, RUN_LAYER)} == {}
+    assert imports_of(PACKAGE / "runtime" / "history.py", "ccdash_alembic.ddl")  # the scan sees imports
 
 
 def test_generic_modules_name_nothing_of_ccdash() -> None:
@@ -80,7 +100,11 @@ def test_generic_modules_name_nothing_of_ccdash() -> None:
 
 def test_importing_the_generic_layers_loads_no_ccdash_module() -> None:
     """At run time too: no import hidden in a string or a function that the scan above could miss."""
-    modules = [f"ccdash_alembic.{p.stem}" for p in generic_modules() if p.stem != "__init__"]
+    modules = [
+        ".".join(("ccdash_alembic", *p.relative_to(PACKAGE).with_suffix("").parts))
+        for p in generic_modules()
+        if p.stem != "__init__"
+    ]
     code = (
         "import importlib, sys\n"
         f"for name in {modules!r}:\n"

@@ -183,8 +183,8 @@ def test_copies_made_while_holding_the_file_keep_its_lock(
     """The mechanism itself: a backup, a rehearsal copy and a restore's copy of the replaced file are made
     while this process holds DuckDB's lock, and afterwards another process still cannot open the file. The
     control shows what the test detects: one open-and-close of the file in this process drops the lock."""
-    from ccdash_alembic import backup, database, rehearse
-    from ccdash_alembic.settings import Settings
+    from ccdash_alembic.runtime import backup, database, rehearse
+    from ccdash_alembic.runtime.settings import Settings
 
     assert project.alembic("upgrade", "head").returncode == 0  # no revisions: the history tables only
     settings = Settings(db=str(project.db), backup_dir=str(tmp_path / "backups"))

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from conftest import ANSI_ESCAPE, BIN, Project, on_terminal
 from shapes import rows
 
-from ccdash_alembic.ops import chunk_conditions
+from ccdash_alembic.ddl.ops import chunk_conditions
 
 
 def test_table_with_enum_and_sequence_comes_and_goes_with_its_types(project: Project) -> None:

@@ -13,7 +13,7 @@ import pytest
 from conftest import Project
 from shapes import BASE_UPGRADE, data, rows, schema
 
-from ccdash_alembic.defaults import normalize_default
+from ccdash_alembic.ddl.defaults import normalize_default
 
 State = dict[str, Any]
 

@@ -117,7 +117,7 @@ def test_stock_alembic_shows_plans_when_the_ini_says_debug(project: Project) -> 
     ini.write_text(text.replace(section, "[logger_ccdash_alembic]\nlevel = DEBUG\n"))
     down = project.alembic("downgrade", "-1")
     assert down.returncode == 0, down.stderr
-    assert "DEBUG [ccdash_alembic.impl] rebuild change of items (DuckDB cannot change the type" in down.stderr
+    assert "DEBUG [ccdash_alembic.ddl.impl] rebuild change of items (DuckDB cannot change the type" in down.stderr
     assert down.stderr.splitlines()[1].startswith("Backup: "), down.stderr
     assert STEP_LINE.fullmatch(down.stderr.splitlines()[-1]).group(1, 2, 3) == (  # type: ignore[union-attr]
         "Reverted",
@@ -185,7 +185,9 @@ def test_log_lines_never_break_into_the_bar(tmp_path: Path) -> None:
         assert any(re.fullmatch(r"\w+ chunks .*", frame) for frame in frames)  # the inner bar was drawn too
         if verbose:
             assert any(frame.startswith("INFO  [alembic.runtime.migration] Running upgrade") for frame in frames)
-            assert any(frame.startswith("DEBUG [ccdash_alembic.impl] rebuild change of sessions") for frame in frames)
+            assert any(
+                frame.startswith("DEBUG [ccdash_alembic.ddl.impl] rebuild change of sessions") for frame in frames
+            )
 
 
 def test_a_name_that_looks_like_markup_is_shown_as_text(project: Project) -> None:

@@ -36,8 +36,8 @@ def test_layout() -> None:
         assert (REPO / path).exists(), path
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     assert project["name"] == "ccdash-alembic"
-    assert project["scripts"]["ccdash-migrate"] == "ccdash_alembic.cli:main"
-    assert project["entry-points"]["alembic.plugins"] == {"ccdash_alembic": "ccdash_alembic.plugin"}
+    assert project["scripts"]["ccdash-migrate"] == "ccdash_alembic.runtime.cli:main"
+    assert project["entry-points"]["alembic.plugins"] == {"ccdash_alembic": "ccdash_alembic.ddl.plugin"}
 
 
 def test_ci_runs_exactly_the_readme_test_command() -> None:
@@ -48,9 +48,9 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
 
 def test_entry_points_are_installed() -> None:
     plugins = {ep.name: ep.value for ep in metadata.entry_points(group="alembic.plugins")}
-    assert plugins.get("ccdash_alembic") == "ccdash_alembic.plugin"
+    assert plugins.get("ccdash_alembic") == "ccdash_alembic.ddl.plugin"
     scripts = {ep.name: ep.value for ep in metadata.entry_points(group="console_scripts")}
-    assert scripts.get("ccdash-migrate") == "ccdash_alembic.cli:main"
+    assert scripts.get("ccdash-migrate") == "ccdash_alembic.runtime.cli:main"
 
 
 def test_plain_alembic_finds_the_duckdb_implementation_through_the_plugin(tmp_path: Path) -> None:
@@ -64,7 +64,7 @@ def test_plain_alembic_finds_the_duckdb_implementation_through_the_plugin(tmp_pa
         "    print(type(impl).__name__, impl.transactional_ddl, type(engine.dialect).__module__)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert result.stdout.split() == ["DuckDBImpl", "True", "ccdash_alembic.dialect"]
+    assert result.stdout.split() == ["DuckDBImpl", "True", "ccdash_alembic.ddl.dialect"]
 
 
 def test_stock_commands_from_the_repository_root(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from conftest import Project, snapshot
 from shapes import BASE_UPGRADE, data, rows, schema
 
-from ccdash_alembic import rebuild
+from ccdash_alembic.ddl import rebuild
 from ccdash_alembic.errors import ExitCode
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from ccdash_alembic import rebuild
-from ccdash_alembic.tabledef import Column, ForeignKey, Index
+from ccdash_alembic.ddl import rebuild
+from ccdash_alembic.ddl.tabledef import Column, ForeignKey, Index
 
 SHAPES = {
     "plain": ["CREATE TABLE t (id INTEGER, a INTEGER, b VARCHAR)"],

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from conftest import REPO, Project
 
-from ccdash_alembic.revision_ids import next_id
+from ccdash_alembic.runtime.revision_ids import next_id
 
 
 def test_revision_file_is_named_and_identified_by_its_utc_timestamp(project: Project) -> None:

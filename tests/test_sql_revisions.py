@@ -8,8 +8,8 @@ from pathlib import Path
 
 from conftest import Project
 
-from ccdash_alembic.checksum import file_checksum
 from ccdash_alembic.errors import ExitCode
+from ccdash_alembic.runtime.checksum import file_checksum
 
 UP = """\
 -- widgets; a ; in a comment is not the end of a statement

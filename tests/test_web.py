@@ -13,8 +13,8 @@ from pathlib import Path
 
 from conftest import BIN, REPO, Project, hold
 
-from ccdash_alembic import web
-from ccdash_alembic.state import Revision, Status, Step
+from ccdash_alembic.runtime import web
+from ccdash_alembic.runtime.state import Revision, Status, Step
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = REPO / "tests" / "screenshots"

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from conftest import BIN, Project, items_revisions
 
-from ccdash_alembic import web
+from ccdash_alembic.runtime import web
 
 
 @dataclass

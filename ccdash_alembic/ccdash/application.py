@@ -9,9 +9,9 @@ Its own exit code (7, a file that is not CCDash's) is in ``ccdash_alembic.ccdash
 
 from __future__ import annotations
 
-from ccdash_alembic.application import Application, Option
 from ccdash_alembic.ccdash import gohistory
-from ccdash_alembic.settings import parse_bool
+from ccdash_alembic.runtime.application import Application, Option
+from ccdash_alembic.runtime.settings import parse_bool
 
 ENV_VAR = "CCDASH_DB_PATH"
 DEFAULT_PATH = "~/.ccdash/ccdash.db"

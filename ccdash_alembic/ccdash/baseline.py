@@ -14,12 +14,12 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from ccdash_alembic import history
 from ccdash_alembic.ccdash.application import DOWNGRADE_ADOPTED
 from ccdash_alembic.ccdash.errors import NotCCDash
 from ccdash_alembic.ccdash.recognise import Finding, recognise
 from ccdash_alembic.errors import DataLossRefused
-from ccdash_alembic.settings import Settings
+from ccdash_alembic.runtime import history
+from ccdash_alembic.runtime.settings import Settings
 
 REVISION = "20250810000000"  # the baseline revision of versions/
 

@@ -9,7 +9,7 @@ from alembic.script import ScriptDirectory
 from ccdash_alembic.ccdash import baseline as ccdash_baseline
 from ccdash_alembic.ccdash.errors import NotCCDash
 from ccdash_alembic.ccdash.recognise import for_empty_database
-from ccdash_alembic.commands import open_database
+from ccdash_alembic.runtime.commands import open_database
 
 
 def baseline(config: Config, dry_run: bool = False) -> None:

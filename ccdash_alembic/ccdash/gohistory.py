@@ -14,7 +14,8 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ddl as sa_ddl
 
-from ccdash_alembic.history import (
+from ccdash_alembic.ddl.tabledef import literal
+from ccdash_alembic.runtime.history import (
     HISTORY_TABLE,
     VERSION_TABLE,
     Step,
@@ -23,7 +24,6 @@ from ccdash_alembic.history import (
     schema_version,
     table_columns,
 )
-from ccdash_alembic.tabledef import literal
 
 SOURCE = "imported from the migration_history of an earlier migration tool (CCDash's Go migrate tool)"
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.engine import Connection
 
 from ccdash_alembic.ccdash import g9
-from ccdash_alembic.history import OWN_TABLES
+from ccdash_alembic.runtime.history import OWN_TABLES
 
 RELEASES = {
     "G1": "CCDash 0.1.0 to 0.1.4",

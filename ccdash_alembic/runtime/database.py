@@ -3,7 +3,7 @@
 Resolution order, as Alembic's conventions have it: a connection (or engine) a program put in
 ``config.attributes["connection"]`` (Alembic's cookbook, pytest-alembic) is used as given (``handed_over``);
 else ``-x db=PATH`` or ``-x url=URL``; else ``sqlalchemy.url`` of the configuration; else the application's
-own (an environment variable, then a default path, whose folder is created: ``ccdash_alembic.application``);
+own (an environment variable, then a default path, whose folder is created: ``ccdash_alembic.runtime.application``);
 a project without one must name it. An empty value at any step is an error, never a reason to go on to the
 next: that would work on a database nobody named.
 
@@ -31,14 +31,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.pool import NullPool
 
-from ccdash_alembic.application import Application
+from ccdash_alembic.ddl.dialect import SAFE_OPEN as SAFE_OPEN
+from ccdash_alembic.ddl.tabledef import literal
 from ccdash_alembic.errors import DatabaseUnusable, HistoryConflict, Locked, UsageError, first_line
-from ccdash_alembic.settings import Settings
-from ccdash_alembic.tabledef import literal
-
-# DuckDB settings for every connection to a user's file: a file DuckDB does not recognise (SQLite, say) makes it
-# try to download and load an extension, which a migration tool must never do on its own.
-SAFE_OPEN: dict[str, str | int | bool] = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+from ccdash_alembic.runtime.application import Application
+from ccdash_alembic.runtime.settings import Settings
 
 
 @dataclass(frozen=True)

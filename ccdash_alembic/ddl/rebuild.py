@@ -26,8 +26,8 @@ from dataclasses import dataclass, field, replace
 
 from sqlalchemy.engine import Connection
 
-from ccdash_alembic import catalog, expressions
-from ccdash_alembic.tabledef import (
+from ccdash_alembic.ddl import catalog, expressions
+from ccdash_alembic.ddl.tabledef import (
     Check,
     Column,
     ForeignKey,

@@ -34,10 +34,11 @@ from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext, MigrationInfo, RevisionStep, StampStep
 from alembic.script import Script, ScriptDirectory
 
-from ccdash_alembic import backup, checksum, database, history, output, revision_ids
-from ccdash_alembic.application import ATTRIBUTE as APPLICATION
-from ccdash_alembic.application import Application
-from ccdash_alembic.autogen import name_dropped_constraints
+from ccdash_alembic import output
+from ccdash_alembic.ddl.autogen import name_dropped_constraints
+from ccdash_alembic.ddl.impl import SHADOW_OPTION
+from ccdash_alembic.ddl.plugin import PLUGIN_NAME
+from ccdash_alembic.ddl.shadow import schema_copy
 from ccdash_alembic.errors import (
     MISSING_PARENT_WARNING,
     ChecksumMismatch,
@@ -52,11 +53,11 @@ from ccdash_alembic.errors import (
     revision_problem,
     write_failure,
 )
-from ccdash_alembic.impl import SHADOW_OPTION
-from ccdash_alembic.plugin import PLUGIN_NAME
-from ccdash_alembic.settings import OPTION as SETTINGS_OPTION
-from ccdash_alembic.settings import Settings
-from ccdash_alembic.shadow import schema_copy
+from ccdash_alembic.runtime import backup, checksum, database, history, revision_ids
+from ccdash_alembic.runtime.application import ATTRIBUTE as APPLICATION
+from ccdash_alembic.runtime.application import Application
+from ccdash_alembic.runtime.settings import OPTION as SETTINGS_OPTION
+from ccdash_alembic.runtime.settings import Settings
 
 
 def run(
@@ -66,7 +67,7 @@ def run(
 
     ``context`` is ``alembic.context`` as env.py sees it. Called through Alembic's Python API (no command
     line), errors are raised as ``MigrateError`` subclasses instead. ``application`` is the project's
-    (default: the one ``alembic.ini`` names, else the generic one: see ``ccdash_alembic.application``).
+    (default: the one ``alembic.ini`` names, else the generic one: see ``ccdash_alembic.runtime.application``).
     """
     config = context.config
     if application is not None:

@@ -16,12 +16,7 @@ from alembic.migration import MigrationContext
 from alembic.script import Script, ScriptDirectory
 from sqlalchemy.engine import Connection
 
-from ccdash_alembic import backup as backups
-from ccdash_alembic import checksum, database, output, revision_text, sqlfiles, web
-from ccdash_alembic import history as log
-from ccdash_alembic import rehearse as rehearsal
-from ccdash_alembic import state as states
-from ccdash_alembic import validate as validation
+from ccdash_alembic import output
 from ccdash_alembic.errors import (
     ChecksumMismatch,
     Dirty,
@@ -34,9 +29,15 @@ from ccdash_alembic.errors import (
     UsageError,
     at_unknown_revision,
 )
-from ccdash_alembic.revision_ids import check_new, name_files_by_id, next_id
-from ccdash_alembic.settings import OPTION as SETTINGS_OPTION
-from ccdash_alembic.settings import Settings
+from ccdash_alembic.runtime import backup as backups
+from ccdash_alembic.runtime import checksum, database, revision_text, sqlfiles, web
+from ccdash_alembic.runtime import history as log
+from ccdash_alembic.runtime import rehearse as rehearsal
+from ccdash_alembic.runtime import state as states
+from ccdash_alembic.runtime import validate as validation
+from ccdash_alembic.runtime.revision_ids import check_new, name_files_by_id, next_id
+from ccdash_alembic.runtime.settings import OPTION as SETTINGS_OPTION
+from ccdash_alembic.runtime.settings import Settings
 
 
 def settings_of(config: Config) -> Settings:

@@ -18,9 +18,9 @@ from typing import Any
 import duckdb
 from alembic.config import Config
 
-from ccdash_alembic import application as applications
-from ccdash_alembic.application import Application, Option
 from ccdash_alembic.errors import UsageError, first_line
+from ccdash_alembic.runtime import application as applications
+from ccdash_alembic.runtime.application import Application, Option
 
 SECTION = "ccdash_alembic"
 OPTION = "ccdash_settings"  # the run's Settings, in the migration context's options, for revisions that need them
@@ -139,7 +139,7 @@ class Settings:
         ``application`` is env.py's (``run(..., application=)``); by default, the one ``alembic.ini`` names."""
         application = application_of(config, application)
         own = {o.name: o.parse for o in application.options}
-        known = {**{f.name: f.metadata["parse"] for f in _option_fields()}, **own}
+        known = {**{f.name: f.metadata["parse"] for f in option_fields()}, **own}
         defaults = config.file_config.defaults()  # "here" and the like, which ConfigParser adds to every section
         section = {
             k: v for k, v in (config.get_section(SECTION) or {}).items() if k not in defaults and k != applications.KEY
@@ -182,13 +182,13 @@ class Settings:
         prefix = f"${application.hook_prefix}_"
         rows = [
             (f.name, "" if f.default is None else str(f.default), f.metadata["help"].replace("$<prefix>_", prefix))
-            for f in _option_fields()
+            for f in option_fields()
         ]
         rows += [(o.name, "" if o.default is None else str(o.default), o.help) for o in application.options]
         return rows
 
 
-def _option_fields() -> list[Any]:
+def option_fields() -> list[Any]:
     """The dataclass fields of ``Settings`` that are options (not the application and its values)."""
     return [f for f in fields(Settings) if "parse" in f.metadata]
 

@@ -26,9 +26,9 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
-from ccdash_alembic import checksum, history, sqlfiles
 from ccdash_alembic.errors import ExitCode
-from ccdash_alembic.state import Status
+from ccdash_alembic.runtime import checksum, history, sqlfiles
+from ccdash_alembic.runtime.state import Status
 
 FILE_NAME = re.compile(r"^(?P<id>\d{14})_(?P<slug>[a-z0-9_]+)\.py$")
 TIMESTAMP_ID = re.compile(r"^\d{14}$")

@@ -42,12 +42,12 @@ from sqlalchemy.sql import ddl as sa_ddl
 from sqlalchemy.sql import sqltypes
 from sqlalchemy.sql.schema import ColumnCollectionConstraint
 
-from ccdash_alembic import catalog, census, expressions, rebuild, statements
-from ccdash_alembic.defaults import normalize_default
-from ccdash_alembic.dialect import column_sequence, implicit_sequences
+from ccdash_alembic.ddl import catalog, census, expressions, rebuild, statements
+from ccdash_alembic.ddl.defaults import normalize_default
+from ccdash_alembic.ddl.dialect import column_sequence, implicit_sequences
+from ccdash_alembic.ddl.tabledef import Column, ForeignKey, Index, literal, qualified, quote
+from ccdash_alembic.ddl.types import canonical
 from ccdash_alembic.errors import DataLossRefused
-from ccdash_alembic.tabledef import Column, ForeignKey, Index, literal, qualified, quote
-from ccdash_alembic.types import canonical
 
 log = logging.getLogger(__name__)
 

@@ -35,11 +35,11 @@ from pathlib import Path
 
 import duckdb
 
-from ccdash_alembic import filecopy
-from ccdash_alembic.database import SAFE_OPEN, Target
 from ccdash_alembic.errors import DatabaseUnusable, Locked, UsageError
-from ccdash_alembic.history import VERSION_TABLE
-from ccdash_alembic.settings import Settings
+from ccdash_alembic.runtime import filecopy
+from ccdash_alembic.runtime.database import SAFE_OPEN, Target
+from ccdash_alembic.runtime.history import VERSION_TABLE
+from ccdash_alembic.runtime.settings import Settings
 
 SUFFIX = ".backup"
 MANIFEST = "backup.json"

@@ -16,7 +16,7 @@ import duckdb
 import sqlalchemy as sa
 from alembic.util import PriorityDispatchResult
 
-from ccdash_alembic.expressions import ordered_columns, scratch
+from ccdash_alembic.ddl.expressions import ordered_columns, scratch
 
 if TYPE_CHECKING:  # Alembic loads this module while it is itself still importing autogenerate
     from alembic.autogenerate.api import AutogenContext

@@ -24,9 +24,10 @@ from alembic.config import Config
 from alembic.script import Script, ScriptDirectory
 from sqlalchemy.engine import Connection
 
-from ccdash_alembic import database, fileheader, history
+from ccdash_alembic.ddl import fileheader
 from ccdash_alembic.errors import Locked
-from ccdash_alembic.settings import Settings
+from ccdash_alembic.runtime import database, history
+from ccdash_alembic.runtime.settings import Settings
 
 
 @dataclass(frozen=True)

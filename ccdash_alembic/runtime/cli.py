@@ -19,7 +19,6 @@ from alembic import util
 from alembic.config import CommandLine, Config
 from alembic.util import CommandError
 
-from ccdash_alembic import commands
 from ccdash_alembic.ccdash import commands as ccdash_commands
 from ccdash_alembic.ccdash import environment
 from ccdash_alembic.errors import (
@@ -30,6 +29,7 @@ from ccdash_alembic.errors import (
     revision_problem,
     write_failure,
 )
+from ccdash_alembic.runtime import commands
 
 _JSON = (("--json",), {"dest": "json_output", "action": "store_true", "help": "print JSON instead of a table"})
 _OPTIONS: dict[str, list[tuple[tuple[str, ...], dict[str, Any]]]] = {

@@ -19,12 +19,12 @@ from alembic import command
 from alembic.config import Config
 from alembic.util import CommandError
 
-from ccdash_alembic import state
 from ccdash_alembic.ccdash import environment
-from ccdash_alembic.environment import REPORT, RunReport
 from ccdash_alembic.errors import UsageError
-from ccdash_alembic.history import Step
-from ccdash_alembic.settings import Settings, program_config
+from ccdash_alembic.runtime import state
+from ccdash_alembic.runtime.environment import REPORT, RunReport
+from ccdash_alembic.runtime.history import Step
+from ccdash_alembic.runtime.settings import Settings, program_config
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ccdash_alembic import sqltext
-from ccdash_alembic.tabledef import TableDef
-from ccdash_alembic.types import parse_type
+from ccdash_alembic.ddl import sqltext
+from ccdash_alembic.ddl.tabledef import TableDef
+from ccdash_alembic.ddl.types import parse_type
 
 
 def columns(table: TableDef, enums: dict[tuple[str, ...], str]) -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ from typing import Any
 
 import duckdb
 
-from ccdash_alembic.tabledef import quote
+from ccdash_alembic.ddl.tabledef import quote
 
 _PREFIX = "SELECT "
 _local = threading.local()

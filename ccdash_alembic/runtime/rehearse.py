@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -19,11 +19,11 @@ from alembic import command
 from alembic.config import Config
 from alembic.script import Script, ScriptDirectory
 
-from ccdash_alembic import database, filecopy
+from ccdash_alembic.ddl.tabledef import literal, quote
 from ccdash_alembic.errors import MigrateError, MigrationFailed, first_line
-from ccdash_alembic.history import OWN_TABLES
-from ccdash_alembic.settings import Settings, program_config
-from ccdash_alembic.tabledef import literal, quote
+from ccdash_alembic.runtime import database, filecopy
+from ccdash_alembic.runtime.history import OWN_TABLES
+from ccdash_alembic.runtime.settings import Settings, option_fields, program_config
 
 
 @dataclass
@@ -53,8 +53,9 @@ def _config_for(config: Config, settings: Settings, copy: Path, existed: bool) -
     makes a backup of an existing database before its first step unless ``-x backup=false``."""
     assert config.config_file_name is not None
     options: dict[str, object] = {
-        f.name: getattr(settings, f.name) for f in fields(settings) if getattr(settings, f.name) != f.default
+        f.name: getattr(settings, f.name) for f in option_fields() if getattr(settings, f.name) != f.default
     }
+    options.update(settings.extra)  # the application's own options
     options.update(
         db=copy,
         url=None,

@@ -12,8 +12,8 @@ import re
 
 import duckdb
 
-from ccdash_alembic import sqltext
-from ccdash_alembic.expressions import scratch
+from ccdash_alembic.ddl import sqltext
+from ccdash_alembic.ddl.expressions import scratch
 
 _NOW_SPELLINGS = {"now()", "current_timestamp", "get_current_timestamp()", "transaction_timestamp()"}
 _VOLATILE = re.compile(

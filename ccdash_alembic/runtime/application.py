@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from alembic.runtime.migration import MigrationContext
 
 KEY = "application"  # the alembic.ini key, in this layer's section, naming the application as module:NAME
-ATTRIBUTE = "ccdash_alembic.application"  # where run() leaves env.py's application in config.attributes
+ATTRIBUTE = "ccdash_alembic.runtime.application"  # where run() leaves env.py's application in config.attributes
 
 # Takes over a migration_history table an earlier tool left (its column names given) and returns True, or
 # returns False when the table is not that tool's; the first adopter to return True wins.
@@ -67,7 +67,7 @@ GENERIC = Application()
 def load(spec: str) -> Application:
     """The application ``module:NAME`` names (the ``application`` key of ``alembic.ini``)."""
     module_name, _, attribute = spec.strip().partition(":")
-    todo = "Write application = package.module:NAME, naming a ccdash_alembic.application.Application"
+    todo = "Write application = package.module:NAME, naming a ccdash_alembic.runtime.application.Application"
     if not module_name or not attribute:
         raise UsageError(f"application = {spec} is not of the form package.module:NAME", todo)
     try:

@@ -12,7 +12,7 @@ autogenerate uses it when the environment asks for it (``autogenerate_plugins=["
 from alembic.runtime.plugins import Plugin
 
 import ccdash_alembic  # noqa: F401  (registers the DuckDB dialect, implementation and operations)
-from ccdash_alembic.autogen import compare_check_constraints
+from ccdash_alembic.ddl.autogen import compare_check_constraints
 
 PLUGIN_NAME = "ccdash_alembic"
 

@@ -17,9 +17,9 @@ Which table after the step is which table before it:
 
 What this cannot see: a step that deletes rows and inserts as many (counts only), and rows moved to another
 table by hand (``CREATE TABLE archive AS SELECT * FROM jobs; DROP TABLE jobs`` loses ``jobs``; confirm it).
-This layer's own tables (``history.OWN_TABLES``) and temporary tables are not counted. A revision with
-``transactional = False`` is not counted either: its statements commit as they go, so nothing could be
-refused afterwards (its declared drops are still stopped before they run).
+Bookkeeping tables (``alembic_version``, and what the run layer adds with ``ignore``) and temporary tables
+are not counted. A revision with ``transactional = False`` is not counted either: its statements commit as
+they go, so nothing could be refused afterwards (its declared drops are still stopped before they run).
 
 ``count(*)`` is exact inside a transaction (DuckDB's ``estimated_size`` is not: it still shows deleted rows
 until commit); all tables are counted in one query.
@@ -27,12 +27,12 @@ until commit); all tables are counted in one query.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Connection
 
-from ccdash_alembic.tabledef import literal, qualified
+from ccdash_alembic.ddl.tabledef import literal, qualified
 
 DEFAULT_SCHEMA = "main"
 
@@ -73,11 +73,19 @@ class Loss:
         return f"{name}: {self.before.rows} -> {rows} rows{gone}"
 
 
+# Tables not counted: Alembic's, and those the layer above keeps (it adds them with ``ignore``, so this layer
+# imports nothing from it).
+_IGNORED = {"alembic_version"}
+
+
+def ignore(tables: Iterable[str]) -> None:
+    """Leave ``tables`` out of every census: bookkeeping, not user data."""
+    _IGNORED.update(name.lower() for name in tables)
+
+
 def take(connection: Connection) -> dict[int, Count]:
     """Count the rows of every user table of the current database (one catalog query, one count query)."""
-    from ccdash_alembic.history import OWN_TABLES  # history imports Alembic's runtime, which imports this
-
-    own = ", ".join(literal(name.lower()) for name in sorted(OWN_TABLES))
+    own = ", ".join(literal(name) for name in sorted(_IGNORED))
     tables = connection.exec_driver_sql(
         "SELECT schema_name, table_name, table_oid FROM duckdb_tables() "
         "WHERE database_name = current_database() AND NOT temporary AND NOT internal "

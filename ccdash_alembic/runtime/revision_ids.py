@@ -20,8 +20,8 @@ from alembic.config import Config
 from alembic.operations.ops import MigrationScript
 from alembic.script import ScriptDirectory
 
-from ccdash_alembic import revision_text
 from ccdash_alembic.errors import UsageError
+from ccdash_alembic.runtime import revision_text
 
 FORMAT = "%Y%m%d%H%M%S"
 _FILE_NAME = re.compile(r"^\d{14}_(?P<slug>[a-z0-9_]+)\.py$")  # as validate reads a revision file's name
@@ -70,7 +70,8 @@ def process_revision_directives(context: Any, revision: object, directives: list
     for directive in directives:
         if not isinstance(directive, MigrationScript):
             continue
-        check_new(script, directive.message)
+        if directive.message is not None:  # None: alembic check (no file), or no -m, which the template refuses
+            check_new(script, directive.message)
         if not is_revision_id(directive.rev_id):
             directive.rev_id = next_id(datetime.now(UTC), [*_parents(script, directive.head), *taken])
         taken.append(str(directive.rev_id))

@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.pool import StaticPool
 
-from ccdash_alembic.database import SAFE_OPEN
-from ccdash_alembic.tabledef import literal, quote
+from ccdash_alembic.ddl.dialect import SAFE_OPEN
+from ccdash_alembic.ddl.tabledef import literal, quote
 
 SOURCE = "ccdash_shadow_source"
 

@@ -19,8 +19,8 @@ from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.sql import sqltypes
 from sqlalchemy.types import TypeEngine
 
-from ccdash_alembic import sqltext
-from ccdash_alembic.expressions import scratch
+from ccdash_alembic.ddl import sqltext
+from ccdash_alembic.ddl.expressions import scratch
 
 _SIMPLE: dict[str, Callable[[], TypeEngine[Any]]] = {
     "BOOLEAN": sqltypes.BOOLEAN,

@@ -17,8 +17,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic.operations import MigrateOperation, Operations
 
+from ccdash_alembic.ddl.tabledef import literal, qualified, quote
 from ccdash_alembic.output import progress
-from ccdash_alembic.tabledef import literal, qualified, quote
 
 CHUNK_PLACEHOLDER = "{chunk}"
 

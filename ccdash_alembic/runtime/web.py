@@ -49,10 +49,10 @@ from pathlib import Path
 from alembic.config import Config
 from mako.template import Template
 
-from ccdash_alembic import database
-from ccdash_alembic import state as states
 from ccdash_alembic.errors import MigrateError, UsageError
-from ccdash_alembic.settings import Settings
+from ccdash_alembic.runtime import database
+from ccdash_alembic.runtime import state as states
+from ccdash_alembic.runtime.settings import Settings
 
 FRESH_FOR = 2.0  # seconds from the end of one read to the next: more than a waiting migration sleeps
 IN_USE_BACKOFF = 5.0  # seconds to leave the file alone after a read found it in use
@@ -158,7 +158,7 @@ def bars(revisions: list[states.Revision]) -> list[tuple[states.Revision, int]]:
 def _template() -> Template:
     """The page's template, compiled once per process."""
     return Template(
-        resources.files("ccdash_alembic").joinpath("templates/status.html.mako").read_text(encoding="utf-8"),
+        resources.files("ccdash_alembic.runtime").joinpath("templates/status.html.mako").read_text(encoding="utf-8"),
         default_filters=["str", "h"],
     )
 

@@ -28,16 +28,16 @@ from alembic import op
 from alembic.config import Config
 from alembic.script import Script, ScriptDirectory
 
-from ccdash_alembic import revision_text
-from ccdash_alembic.checksum import SQL_SUFFIXES, source_path, sql_path
+from ccdash_alembic.ddl.statements import split
 from ccdash_alembic.errors import MigrateError, UsageError, first_line
-from ccdash_alembic.revision_ids import FORMAT, name_files_by_id
-from ccdash_alembic.statements import split
+from ccdash_alembic.runtime import revision_text
+from ccdash_alembic.runtime.checksum import SQL_SUFFIXES, source_path, sql_path
+from ccdash_alembic.runtime.revision_ids import FORMAT, name_files_by_id
 
 DIRECTIONS = dict(zip(("up", "down"), SQL_SUFFIXES, strict=True))
 # Matched against the whole name (fullmatch): "$" would also accept a name that ends in a newline.
 GOLANG_MIGRATE_FILE = re.compile(r"(?P<version>\d{14})_(?P<name>[^.]+)\.(?P<direction>up|down)\.sql")
-_STUB_IMPORT = "from ccdash_alembic.sqlfiles import run_sql_file"
+_STUB_IMPORT = "from ccdash_alembic.runtime.sqlfiles import run_sql_file"
 
 
 def statements(sql: str) -> list[str]:

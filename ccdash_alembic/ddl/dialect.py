@@ -32,9 +32,9 @@ from sqlalchemy.engine.interfaces import IsolationLevel
 from sqlalchemy.sql import ddl as sa_ddl
 from sqlalchemy.sql import sqltypes
 
-from ccdash_alembic import catalog
-from ccdash_alembic import reflection as reflect
-from ccdash_alembic.tabledef import TableDef
+from ccdash_alembic.ddl import catalog
+from ccdash_alembic.ddl import reflection as reflect
+from ccdash_alembic.ddl.tabledef import TableDef
 
 _UNSUPPORTED_FK_ACTIONS = ("CASCADE", "SET NULL", "SET DEFAULT")
 
@@ -119,6 +119,11 @@ class DuckDBDDLCompiler(PGDDLCompiler):
         if constraint.deferrable or constraint.initially:
             raise exc.CompileError("DuckDB constraints cannot be DEFERRABLE.")
         return ""
+
+
+# DuckDB settings for every connection to a user's file: a file DuckDB does not recognise (SQLite, say) makes it
+# try to download and load an extension, which a migration tool must never do on its own.
+SAFE_OPEN: dict[str, str | int | bool] = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
 
 
 @contextmanager

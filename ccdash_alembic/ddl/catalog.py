@@ -17,8 +17,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import NoSuchTableError
 
-from ccdash_alembic import sqltext
-from ccdash_alembic.tabledef import Check, Column, ForeignKey, Index, TableDef, Unique
+from ccdash_alembic.ddl import sqltext
+from ccdash_alembic.ddl.tabledef import Check, Column, ForeignKey, Index, TableDef, Unique
 
 
 def split_schema(schema: str | None) -> tuple[str | None, str | None]:
