@@ -2,9 +2,10 @@
 
 Importing the package makes Alembic work on DuckDB: it registers the DuckDB dialect (reflection from DuckDB's
 catalog), the Alembic implementation for it, and the operations Alembic lacks (``op.create_sequence``,
-``op.execute_in_chunks``...). ``upgrade()`` and ``status()`` are the Python API (``api.py``).
+``op.execute_in_chunks``...). ``upgrade()`` and ``status()`` are the Python API (``runtime/api.py``).
 """
 
+import importlib
 from typing import TYPE_CHECKING
 
 from ccdash_alembic.ddl import dialect, impl, ops
@@ -16,6 +17,9 @@ __version__ = "0.1.0"
 
 __all__ = ["UpgradeResult", "__version__", "dialect", "impl", "ops", "status", "upgrade"]
 _API = frozenset({"UpgradeResult", "status", "upgrade"})
+# Modules applied revisions import by these names (``from ccdash_alembic import catalog, history``): a revision
+# file cannot change once applied (its checksum is recorded), so the names stay where revisions found them.
+_REVISION_IMPORTS = {"catalog": "ccdash_alembic.ddl.catalog", "history": "ccdash_alembic.runtime.history"}
 
 
 def __getattr__(name: str) -> object:
@@ -25,4 +29,6 @@ def __getattr__(name: str) -> object:
         from ccdash_alembic.runtime import api
 
         return getattr(api, name)
+    if name in _REVISION_IMPORTS:
+        return importlib.import_module(_REVISION_IMPORTS[name])
     raise AttributeError(f"module 'ccdash_alembic' has no attribute {name!r}")

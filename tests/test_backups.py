@@ -219,3 +219,24 @@ def test_a_backup_of_the_run_lets_a_step_drop_data(project: Project) -> None:
     copy = duckdb.connect(str(made / "ccdash.db"), read_only=True)
     assert copy.execute("SELECT count(*) FROM tag_votes").fetchone() == (150,)
     copy.close()
+
+
+def test_a_file_duckdb_11_created_is_bound_to_its_name_once_this_tool_changed_it(
+    project: Project, duckdb11_python: Path
+) -> None:
+    """The file header names the release that created a file, not the last to write it: CCDash's files were
+    created by DuckDB 1.1, and a run of this tool (DuckDB 2.x) rewrites their indexes under the file's name."""
+    project.db.parent.mkdir(parents=True)
+    made = run_in_duckdb11(
+        duckdb11_python,
+        project.db,
+        "con.execute('CREATE TABLE t (a INTEGER)')\ncon.execute('CREATE INDEX ix_t ON t (a)')",
+    )
+    assert made.returncode == 0, made.stderr
+    assert json.loads(project.migrate("status", "--json").stdout)["name_bound"] is None
+    _counting(project)
+    assert project.migrate("up").returncode == 0
+    assert json.loads(project.migrate("status", "--json").stdout)["name_bound"] == "ccdash.db"
+    copy = project.db.parent / "elsewhere.db"  # and that is what DuckDB 1.1.3 does with it
+    copy.write_bytes(project.db.read_bytes())
+    assert "catalog" in run_in_duckdb11(duckdb11_python, copy, "con.execute('SELECT 1')").stderr.lower()

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from ccdash_alembic.runtime import history
+from ccdash_alembic import history
 
 revision: str = "20261127020200"
 down_revision: str | Sequence[str] | None = "20261127020100"

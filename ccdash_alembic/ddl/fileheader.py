@@ -1,4 +1,4 @@
-"""What a DuckDB file's main header says: its storage version and the DuckDB release that last wrote it.
+"""What a DuckDB file's main header says: its storage version and the DuckDB release that created it.
 
 DuckDB 2.x records the catalog name (the file's stem, as it was when the file was written) in the dependencies
 of every ``CREATE INDEX``; DuckDB 1.1, inside every CCDash release, then refuses the file under any other name
@@ -6,6 +6,10 @@ of every ``CREATE INDEX``; DuckDB 1.1, inside every CCDash release, then refuses
 without indexes, open under any name. So the header tells ``status`` and ``validate`` when a database opens in
 DuckDB 1.1 only under its current file name. (Measured on 2.0.1: any catalog change made by DuckDB 2.x under
 the new name, followed by a checkpoint, writes the new name; a bare ``FORCE CHECKPOINT`` does not.)
+
+The main header names the release that created the file, not the last to write it: a file CCDash (DuckDB 1.1)
+created and DuckDB 2.x later changed still says 1.1 there. So a file counts as written by 2.x when its header
+says so, or when the caller knows 2.x changed its catalog (a run of this tool records its history there).
 
 The header is read with a plain ``open``, which must never happen in a process that holds DuckDB's lock on the
 file (closing that descriptor would drop the lock): callers read it before they connect.
@@ -27,7 +31,7 @@ _LIBRARY_BYTES = 32
 @dataclass(frozen=True)
 class Header:
     storage_version: int  # 64 for the format DuckDB 1.0 to 1.1 read
-    written_by: str  # e.g. "v2.0.1"; empty for files older than DuckDB 0.10
+    written_by: str  # the release that created the file, e.g. "v2.0.1"; empty for files older than DuckDB 0.10
 
     @property
     def written_by_major(self) -> int | None:
@@ -49,6 +53,8 @@ def read(path: Path) -> Header | None:
     return Header(storage_version=int(version), written_by=library)
 
 
-def bound_to_name(header: Header | None, has_indexes: bool) -> bool:
-    """Whether DuckDB 1.1 can open the file only under its current name (see the module's docstring)."""
-    return header is not None and has_indexes and (header.written_by_major or 0) >= 2
+def bound_to_name(header: Header | None, has_indexes: bool, changed_by_duckdb_2: bool) -> bool:
+    """Whether DuckDB 1.1 can open the file only under its current name (see the module's docstring):
+    it has indexes and DuckDB 2.x created it or changed its catalog."""
+    created_by_2 = header is not None and (header.written_by_major or 0) >= 2
+    return header is not None and has_indexes and (created_by_2 or changed_by_duckdb_2)

@@ -131,7 +131,9 @@ def read(config: Config, settings: Settings) -> Status:
         try:
             with database.connect(database.read_only_engine(target), target) as connection:
                 _read_database(connection, script, status)
-                if target.path is not None and fileheader.bound_to_name(header, _has_indexes(connection)):
+                if target.path is not None and fileheader.bound_to_name(
+                    header, _has_indexes(connection), changed_by_duckdb_2=history.is_ours(connection)
+                ):
                     status.name_bound = target.path.name
         except Locked as locked:
             status.in_use_by = locked.holder
