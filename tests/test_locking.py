@@ -22,7 +22,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import BIN, Project
+from conftest import BIN, REPO, Project
 
 from ccdash_alembic.errors import ExitCode
 
@@ -318,3 +318,30 @@ def test_an_interrupted_run_holds_the_file_to_the_end_and_says_so_in_one_line(
     ]
     assert sorted(p for p in big.db.parent.iterdir() if p.name.endswith(".backup")) == backups  # none kept
     _assert_never_let_in(probe, run.pid, big.db)
+
+
+def test_repair_keeps_every_other_process_out(duckdb11_python: Path, big: Project) -> None:
+    big.write_revision(
+        "20250101000002",
+        "20250101000001",
+        "op.execute('INSERT INTO items VALUES (-1, 1)')\nop.execute('SELECT * FROM nowhere')",
+        header="transactional = False",
+        message="outside",
+    )
+    (big.versions / "20250101000002_wider_price.py").unlink()
+    assert big.migrate("up").returncode == ExitCode.MIGRATION_FAILED  # leaves the dirty mark
+    code, output, probe = _probed(
+        duckdb11_python, big, [str(BIN / "ccdash-migrate"), "-x", f"db={big.db}", "repair"], interval=0.005
+    )
+    assert code == 0, output
+    assert big.rows("SELECT dirty FROM schema_version") == [(False,)]
+    _assert_never_let_in(probe, int(probe["pid"]), big.db, must_see_holder=False)
+
+
+def test_baseline_keeps_every_other_process_out(duckdb11_python: Path, project: Project) -> None:
+    """CCDash's own baseline on a new file, while DuckDB 1.1.3 (a CCDash start) keeps trying to open it."""
+    project.db.parent.mkdir(parents=True)
+    command = [str(BIN / "ccdash-migrate"), "-c", str(REPO / "alembic.ini"), "-x", f"db={project.db}", "baseline"]
+    code, output, probe = _probed(duckdb11_python, project, command, interval=0.005)
+    assert code == 0, output
+    _assert_never_let_in(probe, int(probe["pid"]), project.db, must_see_holder=False)
