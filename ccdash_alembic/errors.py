@@ -158,6 +158,21 @@ def revision_problem(config: Config, error: BaseException) -> MigrateError | Non
     return InvalidRevisions(f"the revision files are invalid: {first_line(error)}", todo)
 
 
+def user_error(config: Config, error: BaseException) -> MigrateError | None:
+    """The one-line error for whatever stopped a command, or None when it is a bug (its traceback stays):
+    a refusal, Ctrl-C, a revision file that exits or does not load, a broken graph, a write the disk refused.
+    The command line and env.py both answer with it, so Alembic's commands and this tool's say the same."""
+    if isinstance(error, MigrateError):
+        return error
+    if isinstance(error, KeyboardInterrupt):
+        return interrupted()
+    if isinstance(error, SystemExit):
+        return exit_in_revision_file(config, error)
+    if isinstance(error, Exception):
+        return revision_problem(config, error) or write_failure(error)
+    return None
+
+
 def exit_in_revision_file(config: Config, stop: SystemExit) -> MigrateError | None:
     """A revision file that calls ``sys.exit`` while Alembic loads it: that file is invalid (exit code 11), and
     its exit code must not pass for the command's."""

@@ -24,10 +24,7 @@ from ccdash_alembic.ccdash import environment
 from ccdash_alembic.errors import (
     MISSING_PARENT_WARNING,
     MigrateError,
-    exit_in_revision_file,
-    interrupted,
-    revision_problem,
-    write_failure,
+    user_error,
 )
 from ccdash_alembic.runtime import commands
 
@@ -132,19 +129,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     config = Config(file_=chosen.path, ini_section=options.name, cmd_opts=options)
     try:
         _run(config, options)
-    except MigrateError as error:
-        _stop(options, error, error)
-    except KeyboardInterrupt as interrupt:
-        _stop(options, interrupted(), interrupt)
-    except SystemExit as stop:
-        problem = exit_in_revision_file(config, stop)
-        if problem is None:
-            raise
-        _stop(options, problem, stop)
-    except Exception as error:
-        # a revision file that does not load, a broken graph, a database at a revision no file has (exit 11), a
-        # write the disk refused (exit 3): one line, as env.py gives for Alembic's commands
-        problem = revision_problem(config, error) or write_failure(error)
+    except BaseException as error:
+        problem = user_error(config, error)
         if problem is not None:
             _stop(options, problem, error)
         if isinstance(error, CommandError) and not options.raiseerr:

@@ -47,11 +47,9 @@ from ccdash_alembic.errors import (
     MigrateError,
     MigrationFailed,
     UsageError,
-    exit_in_revision_file,
     first_line,
     interrupted,
-    revision_problem,
-    write_failure,
+    user_error,
 )
 from ccdash_alembic.runtime import backup, checksum, database, history, revision_ids
 from ccdash_alembic.runtime.application import ATTRIBUTE as APPLICATION
@@ -93,18 +91,8 @@ def run(
             runner.offline()
         else:
             runner.online()
-    except MigrateError as error:
-        _stop(config, error, error)
-    except KeyboardInterrupt as interrupt:
-        _stop(config, interrupted(), interrupt)
-    except SystemExit as stop:
-        problem = exit_in_revision_file(config, stop)
-        if problem is None:
-            raise
-        _stop(config, problem, stop)
-    except Exception as error:
-        # a revision file that does not load or a broken graph (exit 11), a write the disk refused (exit 3)
-        problem = revision_problem(config, error) or write_failure(error)
+    except BaseException as error:
+        problem = user_error(config, error)
         if problem is None:
             raise
         _stop(config, problem, error)
