@@ -231,3 +231,77 @@ def test_autogenerate_detects_every_kind_of_change_on_existing_tables(project: P
         assert result.returncode == 0, (command, result.stdout + result.stderr)
     assert project.rows("SELECT id, owner_id, code, qty FROM items ORDER BY id") == [(1, 1, "a", 3), (2, 2, "b", 4)]
     assert project.rows("SELECT count(*) FROM children") == [(2,)]
+
+
+LINKED_MODEL = """
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+sa.Table("owners", metadata, sa.Column("id", sa.Integer, primary_key=True))
+sa.Table(
+    "pairs",
+    metadata,
+    sa.Column("a", sa.Integer, primary_key=True),
+    sa.Column("b", sa.String(10), primary_key=True),
+)
+sa.Table(
+    "items",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("owner_id", sa.Integer{owner_fk}),
+    sa.Column("pair_a", sa.Integer),
+    sa.Column("pair_b", sa.String(10)),{pair_fk}
+)
+"""
+OWNER_FK = ', sa.ForeignKey("owners.id", name="fk_items_owner")'
+PAIR_FK = '\n    sa.ForeignKeyConstraint(["pair_a", "pair_b"], ["pairs.a", "pairs.b"], name="fk_items_pair"),'
+
+
+@pytest.mark.parametrize(
+    ("kept", "dropped"),
+    [
+        pytest.param(
+            {"owner_fk": "", "pair_fk": PAIR_FK},
+            "op.drop_constraint('items_owner_id_id_fkey', 'items', type_='foreignkey')",
+            id="single",
+        ),
+        pytest.param(
+            {"owner_fk": OWNER_FK, "pair_fk": ""},
+            "op.drop_constraint('items_pair_a_pair_b_a_b_fkey', 'items', type_='foreignkey')",
+            id="composite",
+        ),
+    ],
+)
+def test_a_foreign_key_dropped_from_the_model_is_dropped_by_the_revision(
+    project: Project, kept: dict[str, str], dropped: str
+) -> None:
+    """The other key stays, every row stays, and the downgrade puts the dropped key back."""
+    _use_model(project, LINKED_MODEL.format(owner_fk=OWNER_FK, pair_fk=PAIR_FK))
+    _create_from_model(project)
+    with project.connect() as connection:
+        connection.execute("INSERT INTO owners VALUES (1), (2)")
+        connection.execute("INSERT INTO pairs VALUES (1, 'x'), (2, 'y')")
+        connection.execute("INSERT INTO items VALUES (1, 1, 1, 'x'), (2, 2, 2, 'y'), (3, NULL, NULL, NULL)")
+    assert project.alembic("stamp", "base").returncode == 0
+    _use_model(project, LINKED_MODEL.format(**kept))
+
+    result = project.alembic("revision", "--autogenerate", "-m", "unlink")
+    assert result.returncode == 0, result.stderr
+    [revision] = list(project.versions.glob("*_unlink.py"))
+    upgrade = revision.read_text().split("def downgrade")[0]
+    assert dropped in upgrade  # by the name DuckDB gave it: the model's name is not kept
+
+    keys = "SELECT constraint_text FROM duckdb_constraints() WHERE constraint_type = 'FOREIGN KEY' ORDER BY 1"
+    rows = "SELECT * FROM items ORDER BY id"
+    before_keys, before_rows = project.rows(keys), project.rows(rows)
+    assert len(before_keys) == 2
+    for command in (["upgrade", "head"], ["check"]):
+        result = project.alembic(*command)
+        assert result.returncode == 0, (command, result.stdout + result.stderr)
+    [remaining] = project.rows(keys)
+    assert remaining in before_keys
+    assert project.rows(rows) == before_rows
+
+    assert project.alembic("downgrade", "-1").returncode == 0
+    assert project.rows(keys) == before_keys
+    assert project.rows(rows) == before_rows
