@@ -16,9 +16,9 @@ from sqlalchemy.engine import Connection
 
 from ccdash_alembic.ccdash.application import DOWNGRADE_ADOPTED
 from ccdash_alembic.ccdash.errors import NotCCDash
-from ccdash_alembic.ccdash.recognise import Finding, recognise
+from ccdash_alembic.ccdash.recognise import Recognition, recognise
 from ccdash_alembic.errors import DataLossRefused
-from ccdash_alembic.runtime import history
+from ccdash_alembic.runtime import history, history_queries
 from ccdash_alembic.runtime.settings import Settings
 
 REVISION = "20250810000000"  # the baseline revision of versions/
@@ -35,21 +35,21 @@ _DROP_ORDER = (
 )
 
 
-def plan(connection: Connection) -> Finding:
+def plan(connection: Connection) -> Recognition:
     """What the baseline would find and do on this database (reads the catalog only)."""
     return recognise(connection)
 
 
 def upgrade(op: Any) -> None:
-    finding = plan(op.get_context().impl.catalog_connection())
-    if finding.refusal:
+    recognised = plan(op.get_context().impl.catalog_connection())
+    if recognised.refusal:
         raise NotCCDash(
-            f"this database cannot be adopted: {finding.refusal}",
+            f"this database cannot be adopted: {recognised.refusal}",
             "Point -x db (or CCDASH_DB_PATH) at a CCDash database file, or at a new file to start one; "
             "nothing was changed",
         )
-    op.get_context().impl.run_sql(finding.statements())
-    history.annotate(op.get_context(), finding.describe(), direction="up" if finding.empty else "baseline")
+    op.get_context().impl.run_sql(recognised.statements())
+    history.annotate(op.get_context(), recognised.describe(), direction="up" if recognised.empty else "baseline")
 
 
 def downgrade(op: Any) -> None:
@@ -57,7 +57,7 @@ def downgrade(op: Any) -> None:
     CCDash's own data from before this tool, and going below the baseline would destroy them."""
     context = op.get_context()
     if not context.as_sql:
-        applied = history.applied_by(context.impl.catalog_connection(), REVISION)
+        applied = history_queries.applied_by(context.impl.catalog_connection(), REVISION)
         allowed = Settings.of(context).value(DOWNGRADE_ADOPTED)
         if applied != "up" and not allowed:
             how = {"baseline": "adopted", "stamp": "stamped", "import": "recorded by an earlier tool"}.get(

@@ -14,16 +14,10 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ddl as sa_ddl
 
+from ccdash_alembic.ddl import catalog
 from ccdash_alembic.ddl.tabledef import literal
-from ccdash_alembic.runtime.history import (
-    HISTORY_TABLE,
-    VERSION_TABLE,
-    Step,
-    migration_history,
-    record_only,
-    schema_version,
-    table_columns,
-)
+from ccdash_alembic.runtime.history import record_only
+from ccdash_alembic.runtime.history_tables import HISTORY_TABLE, VERSION_TABLE, Step, migration_history, schema_version
 
 SOURCE = "imported from the migration_history of an earlier migration tool (CCDash's Go migrate tool)"
 
@@ -89,7 +83,7 @@ def adopt(context: MigrationContext, existing: list[str]) -> bool:
 
 def _dirty_versions(connection: Connection) -> list[tuple[str, str | None]]:
     """Versions the Go tool left dirty, with the status of their last history row."""
-    if "dirty" not in table_columns(connection, VERSION_TABLE):
+    if "dirty" not in catalog.column_names(connection, VERSION_TABLE):
         return []
     rows = connection.exec_driver_sql(
         f"SELECT v.version, (SELECT h.status FROM {HISTORY_TABLE} h WHERE h.version = v.version"

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from sqlalchemy.engine import Connection
 
 from ccdash_alembic.ccdash import g9
-from ccdash_alembic.runtime.history import OWN_TABLES
+from ccdash_alembic.ddl import catalog
+from ccdash_alembic.runtime.history_tables import OWN_TABLES
 
 RELEASES = {
     "G1": "CCDash 0.1.0 to 0.1.4",
@@ -125,7 +126,7 @@ LEGACY_COLUMN = ("messages", "session_window_id")
 
 
 @dataclass
-class Finding:
+class Recognition:
     """What a file is, what is unusual about it, and what the baseline must add to reach G9."""
 
     generation: str | None = None  # None: an empty database
@@ -171,21 +172,8 @@ class Finding:
 
 
 def _layout(conn: Connection) -> dict[str, list[str]]:
-    """Table name -> column names in order, for the current schema (temporary tables left out)."""
-    rows = conn.exec_driver_sql(
-        "SELECT table_name, column_name FROM duckdb_columns() WHERE database_name = current_database()"
-        " AND schema_name = current_schema() AND NOT internal ORDER BY table_name, column_index"
-    )
-    layout: dict[str, list[str]] = {}
-    for table, column in rows:
-        layout.setdefault(table.lower(), []).append(column.lower())
-    views = {
-        r[0].lower()
-        for r in conn.exec_driver_sql(
-            "SELECT view_name FROM duckdb_views() WHERE NOT internal AND database_name = current_database()"
-        )
-    }
-    return {t: c for t, c in layout.items() if t not in views}
+    """Table name -> column names in order, lower case, for the current schema (temporary tables left out)."""
+    return {t.lower(): [c.lower() for c in columns] for t, columns in catalog.table_layout(conn).items()}
 
 
 def _generation(layout: dict[str, list[str]]) -> str:
@@ -205,51 +193,76 @@ def _generation(layout: dict[str, list[str]]) -> str:
     return "G1"
 
 
-def for_empty_database() -> Finding:
+def for_empty_database() -> Recognition:
     """What an empty database (or one not created yet) needs: all of CCDash 0.6.18's tables and indexes."""
-    return Finding(missing_tables=list(g9.TABLES), missing_indexes=list(g9.INDEXES))
+    return Recognition(missing_tables=list(g9.TABLES), missing_indexes=list(g9.INDEXES))
 
 
-def recognise(conn: Connection) -> Finding:
+def recognise(conn: Connection) -> Recognition:
+    """What the file is: empty, a CCDash generation (with what it lacks), or refused as not CCDash's."""
     layout = _layout(conn)
     ccdash_tables = [t for t in layout if t in REQUIRED]
     others = sorted(t for t in layout if t not in REQUIRED and t not in OWN_TABLES)
     if not ccdash_tables and not others:
         return for_empty_database()
+    refusal = _refusal(layout, ccdash_tables, others)
+    if refusal is not None:
+        return Recognition(refusal=refusal)
+    indexes = {name.lower() for name in catalog.index_names(conn)}
+    generation = _generation(layout)
+    return Recognition(
+        generation=generation,
+        shapes=_shapes(layout, indexes, generation, others),
+        missing_tables=[t for t in g9.TABLES if t not in layout],
+        missing_columns=_missing_columns(layout),
+        missing_indexes=[i for i in g9.INDEXES if i not in indexes],
+    )
+
+
+def _missing_columns(layout: dict[str, list[str]]) -> list[tuple[str, str]]:
+    """The columns later releases added to tables the file has, which it lacks."""
+    return [(t, c) for t, c in g9.ADDED_COLUMNS if t in layout and c not in layout[t]]
+
+
+def _refusal(layout: dict[str, list[str]], ccdash_tables: list[str], others: list[str]) -> str | None:
+    """Why a file with tables is not a CCDash database the baseline can adopt, or None when it is one."""
     if "sessions" not in layout:
-        return Finding(
-            refusal="it has tables (" + ", ".join(others or ccdash_tables) + ") but no CCDash sessions table, so it "
+        return (
+            "it has tables (" + ", ".join(others or ccdash_tables) + ") but no CCDash sessions table, so it "
             "is not a CCDash database"
         )
     if "last_activity" in layout["sessions"] or "cwd" in layout["sessions"]:
-        return Finding(
-            refusal="its tables were made by the initial-schema migration of CCDash's Go migrate tool "
+        return (
+            "its tables were made by the initial-schema migration of CCDash's Go migrate tool "
             "(20250801000000), a schema the CCDash server cannot use; start from a new database file"
         )
     for table in ccdash_tables:
         lacking = sorted(REQUIRED[table] - set(layout[table]))
         if lacking:
-            return Finding(
-                refusal=f"table {table} lacks {', '.join(lacking)}, which every CCDash release has, so it is not a "
+            return (
+                f"table {table} lacks {', '.join(lacking)}, which every CCDash release has, so it is not a "
                 "CCDash database"
             )
-
-    indexes = {
-        r[0].lower()
-        for r in conn.exec_driver_sql(
-            "SELECT index_name FROM duckdb_indexes() WHERE database_name = current_database()"
-        )
-    }
-    finding = Finding(generation=_generation(layout))
-    finding.shapes = _shapes(layout, indexes, finding.generation, others)
-    finding.missing_tables = [t for t in g9.TABLES if t not in layout]
-    finding.missing_columns = [(t, c) for t, c in g9.ADDED_COLUMNS if t in layout and c not in layout[t]]
-    finding.missing_indexes = [i for i in g9.INDEXES if i not in indexes]
-    return finding
+    return None
 
 
 def _shapes(layout: dict[str, list[str]], indexes: set[str], generation: str | None, others: list[str]) -> list[str]:
     """What a clean install of the generation would not have."""
+    shapes = _column_order_shapes(layout, generation)
+    if (
+        "session_window_messages" in layout
+        and not {"idx_session_window_messages_window_id", "idx_session_window_messages_message_id"} & indexes
+    ):
+        shapes.append("session_window_messages has no indexes: a start of CCDash 0.5.1-0.5.4 failed on this file")
+    if "migration_history" in layout and "direction" not in layout["migration_history"]:
+        shapes.append("migration_history and schema_version were made by CCDash's Go migrate tool")
+    if others:
+        shapes.append("other tables left as they are: " + ", ".join(others))
+    return shapes
+
+
+def _column_order_shapes(layout: dict[str, list[str]], generation: str | None) -> list[str]:
+    """Columns where a clean install would not put them: added to existing tables, or left behind."""
     shapes = []
     messages = layout.get("messages", [])
     if LEGACY_COLUMN[1] in messages and generation not in ("G2", "G3", "G4"):
@@ -263,13 +276,4 @@ def _shapes(layout: dict[str, list[str]], indexes: set[str], generation: str | N
     windows = layout.get("session_windows", [])
     if "total_cost" in windows and windows[-1] == "total_cost":
         shapes.append("session_windows.total_cost is the last column (added to an existing table)")
-    if (
-        "session_window_messages" in layout
-        and not {"idx_session_window_messages_window_id", "idx_session_window_messages_message_id"} & indexes
-    ):
-        shapes.append("session_window_messages has no indexes: a start of CCDash 0.5.1-0.5.4 failed on this file")
-    if "migration_history" in layout and "direction" not in layout["migration_history"]:
-        shapes.append("migration_history and schema_version were made by CCDash's Go migrate tool")
-    if others:
-        shapes.append("other tables left as they are: " + ", ".join(others))
     return shapes

@@ -1,9 +1,12 @@
-"""Reading DuckDB's catalog functions.
+"""Reading DuckDB's catalog functions: the one module of the package that queries them.
 
 ``duckdb_tables()``, ``duckdb_columns()``, ``duckdb_constraints()``, ``duckdb_indexes()``,
-``duckdb_sequences()``, ``duckdb_types()`` and ``duckdb_views()`` hold every fact about a schema. Each
-function here is one small query; ``read_table`` gathers one table into a ``TableDef``. Both SQLAlchemy
-reflection (``reflection``) and the rebuild planner (``rebuild``) are built on these, so they always agree.
+``duckdb_sequences()``, ``duckdb_types()``, ``duckdb_views()`` and ``duckdb_databases()`` hold every fact
+about a schema and the file it is in. Each function here is one small query named for the question it
+answers; ``read_table`` gathers one table into a ``TableDef``. Both SQLAlchemy reflection (``reflection``)
+and the rebuild planner (``rebuild``) are built on these, so they always agree; the run layer asks its own
+questions (is this table there, which columns has it, what does the file hold) here too, so a change in
+DuckDB's catalog is met in one place (``tests/test_catalog_reader.py`` keeps it so).
 
 Constraint names: DuckDB keeps none; it reports generated names (``t_id_pkey``, ``t_a_b_key``, ``t_x_fkey``,
 ``t_x_check``), which are read as they are.
@@ -11,14 +14,16 @@ Constraint names: DuckDB keeps none; it reports generated names (``t_id_pkey``, 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
+import duckdb
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import NoSuchTableError
 
 from ccdash_alembic.ddl import sqltext
-from ccdash_alembic.ddl.tabledef import Check, Column, ForeignKey, Index, TableDef, Unique
+from ccdash_alembic.ddl.tabledef import Check, Column, ForeignKey, Index, TableDef, Unique, literal
 
 
 def split_schema(schema: str | None) -> tuple[str | None, str | None]:
@@ -103,14 +108,8 @@ def enum_names(conn: Connection) -> dict[tuple[str, ...], str]:
     ``duckdb_columns()`` shows a column of a named enum type as ``ENUM('a', 'b')``; the labels are all that
     links it back to ``CREATE TYPE name AS ENUM``.
     """
-    rows = conn.execute(
-        sa.text(
-            "SELECT type_name, labels FROM duckdb_types()"
-            " WHERE logical_type = 'ENUM' AND NOT internal AND database_name = current_database()"
-        )
-    )
     found: dict[tuple[str, ...], list[str]] = {}
-    for type_name, labels in rows:
+    for type_name, labels in enum_types(conn):
         found.setdefault(tuple(labels), []).append(type_name)
     return {labels: names[0] for labels, names in found.items() if len(names) == 1}
 
@@ -238,6 +237,7 @@ def referencing(conn: Connection, name: str, schema: str | None = None) -> list[
 
 
 def view_definition(conn: Connection, oid: int) -> str:
+    """The ``CREATE VIEW`` statement of the view ``oid``, for reflection's ``get_view_definition``."""
     row = conn.execute(sa.text("SELECT sql FROM duckdb_views() WHERE view_oid = :oid"), {"oid": oid}).first()
     if row is None:
         raise NoSuchTableError(str(oid))
@@ -245,6 +245,7 @@ def view_definition(conn: Connection, oid: int) -> str:
 
 
 def sequence_names(conn: Connection, schema: str | None) -> list[str]:
+    """Names of the sequences of ``schema`` (temporary ones left out)."""
     database, name = split_schema(schema)
     rows = conn.execute(
         sa.text(
@@ -258,6 +259,7 @@ def sequence_names(conn: Connection, schema: str | None) -> list[str]:
 
 
 def type_exists(conn: Connection, type_name: str, schema: str | None) -> bool:
+    """Whether ``schema`` has a user-defined type ``type_name`` (an ENUM created before, or not yet)."""
     database, name = split_schema(schema)
     row = conn.execute(
         sa.text(
@@ -268,3 +270,221 @@ def type_exists(conn: Connection, type_name: str, schema: str | None) -> bool:
         {"type": type_name, "database": database, "schema": name},
     ).first()
     return row is not None
+
+
+# The questions the rest of the package asks. Some callers hold a plain DuckDB connection (a file opened
+# outside SQLAlchemy, to read a copy or a backup), so these take either kind of connection.
+
+Reader = Connection | duckdb.DuckDBPyConnection
+
+
+def _rows(conn: Reader, sql: str, *params: object) -> list[Any]:
+    """The rows of ``sql`` (``?`` parameters) through either kind of connection."""
+    if isinstance(conn, Connection):
+        return list(conn.exec_driver_sql(sql, params).fetchall())
+    return conn.execute(sql, list(params)).fetchall()
+
+
+def enum_types(conn: Reader, database: str | None = None) -> list[tuple[str, list[str]]]:
+    """Each named ENUM type of ``database`` (default: the current one) with its labels."""
+    return [
+        (str(name), list(labels))
+        for name, labels in _rows(
+            conn,
+            "SELECT type_name, labels FROM duckdb_types() WHERE database_name = coalesce(?, current_database())"
+            " AND logical_type = 'ENUM' AND NOT internal",
+            database,
+        )
+    ]
+
+
+def column_names(conn: Reader, table: str) -> list[str]:
+    """The columns of ``table`` in the current schema, in order; none when there is no such table (which is
+    how the run layer tells whether its own tables, and which version of them, are there)."""
+    return [
+        r[0]
+        for r in _rows(
+            conn,
+            "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database()"
+            " AND schema_name = current_schema() AND table_name = ? ORDER BY column_index",
+            table,
+        )
+    ]
+
+
+def has_table(conn: Reader, table: str) -> bool:
+    """Whether the current schema has a table named ``table`` (``alembic_version`` is read only when it is)."""
+    return bool(
+        _rows(
+            conn,
+            "SELECT 1 FROM duckdb_tables() WHERE database_name = current_database()"
+            " AND schema_name = current_schema() AND table_name = ?",
+            table,
+        )
+    )
+
+
+def stored_tables(conn: Reader) -> list[str]:
+    """Names of the tables the current database stores (every schema; temporary tables live elsewhere)."""
+    return [
+        r[0]
+        for r in _rows(
+            conn, "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() AND NOT temporary"
+        )
+    ]
+
+
+def user_tables(conn: Reader, ignored: Iterable[str]) -> list[tuple[str, str, int]]:
+    """``(schema, table, oid)`` of the current database's tables, by oid, leaving out temporary and internal
+    tables and those named in ``ignored`` (lower case)."""
+    own = ", ".join(literal(name) for name in sorted(ignored))
+    return [
+        (str(schema), str(name), int(oid))
+        for schema, name, oid in _rows(
+            conn,
+            "SELECT schema_name, table_name, table_oid FROM duckdb_tables() "
+            "WHERE database_name = current_database() AND NOT temporary AND NOT internal "
+            f"AND lower(table_name) NOT IN ({own}) ORDER BY table_oid",
+        )
+    ]
+
+
+def table_layout(conn: Reader) -> dict[str, list[str]]:
+    """Each table of the current schema (not views, not temporary tables) with its column names in order: a
+    file's shape, read without reading its data."""
+    layout: dict[str, list[str]] = {}
+    for table, column in _rows(
+        conn,
+        "SELECT table_name, column_name FROM duckdb_columns() WHERE database_name = current_database()"
+        " AND schema_name = current_schema() AND NOT internal"
+        " AND table_oid NOT IN (SELECT view_oid FROM duckdb_views())"
+        " ORDER BY table_name, column_index",
+    ):
+        layout.setdefault(table, []).append(column)
+    return layout
+
+
+def columns_of_database(conn: Reader, database: str) -> list[tuple[str, str]]:
+    """``(table, column)`` of every table and view of ``database`` (an attached one too), columns in order."""
+    return [
+        (str(table), str(column))
+        for table, column in _rows(
+            conn,
+            "SELECT table_name, column_name FROM duckdb_columns() WHERE database_name = ? ORDER BY column_index",
+            database,
+        )
+    ]
+
+
+def index_names(conn: Reader) -> list[str]:
+    """Names of the explicit indexes of the current database, every schema."""
+    return [
+        r[0] for r in _rows(conn, "SELECT index_name FROM duckdb_indexes() WHERE database_name = current_database()")
+    ]
+
+
+def index_table(conn: Reader, index: str) -> str | None:
+    """The table the index named ``index`` belongs to (``op.drop_index`` may name no table), or None."""
+    rows = _rows(conn, "SELECT table_name FROM duckdb_indexes() WHERE index_name = ? LIMIT 1", index)
+    return str(rows[0][0]) if rows else None
+
+
+def type_used_elsewhere(conn: Reader, data_type: str, table: str) -> bool:
+    """Whether a column of a table other than ``table`` has ``data_type`` (as ``duckdb_columns()`` shows it):
+    a named ENUM type still in use elsewhere must stay when ``table`` goes."""
+    rows = _rows(
+        conn, "SELECT count(*) FROM duckdb_columns() WHERE data_type = ? AND table_name <> ?", data_type, table
+    )
+    return bool(rows[0][0])
+
+
+def database_path(conn: Reader) -> str | None:
+    """The file the current database is (None in memory): what DuckDB has open, not what a URL says."""
+    rows = _rows(conn, "SELECT path FROM duckdb_databases() WHERE database_name = current_database()")
+    return str(rows[0][0]) if rows and rows[0][0] else None
+
+
+def database_type(conn: Reader) -> str | None:
+    """The kind of file the current database is: ``duckdb``, or another format an extension reads."""
+    rows = _rows(conn, "SELECT type FROM duckdb_databases() WHERE database_name = current_database()")
+    return str(rows[0][0]) if rows else None
+
+
+def block_size(conn: Reader) -> int:
+    """The block size of the current database file."""
+    rows = _rows(conn, "SELECT block_size FROM pragma_database_size()")
+    return int(rows[0][0] or 0) if rows else 0
+
+
+def last_block(conn: Reader, table: str) -> int:
+    """The highest block of the file that ``table``'s data uses (-1: none), from its storage layout, without
+    reading the data."""
+    rows = _rows(conn, f"SELECT max(block_id) FROM pragma_storage_info({literal(table)}) WHERE block_id >= 0")
+    return int(rows[0][0]) if rows and rows[0][0] is not None else -1
+
+
+# The schema of an attached database, object by object, as ``CREATE`` statements DuckDB keeps (the shadow
+# copy of ``--sql`` is built from these).
+
+
+def sequence_statements(conn: Reader, database: str) -> list[str]:
+    """``CREATE SEQUENCE`` of each sequence of ``database``."""
+    return [r[0] for r in _rows(conn, "SELECT sql FROM duckdb_sequences() WHERE database_name = ?", database)]
+
+
+def table_statements(conn: Reader, database: str) -> dict[str, str]:
+    """Table name -> its ``CREATE TABLE`` statement."""
+    return {
+        r[0]: r[1] for r in _rows(conn, "SELECT table_name, sql FROM duckdb_tables() WHERE database_name = ?", database)
+    }
+
+
+def index_statements(conn: Reader, database: str) -> list[str]:
+    """``CREATE INDEX`` of each explicit index of ``database``."""
+    return [r[0] for r in _rows(conn, "SELECT sql FROM duckdb_indexes() WHERE database_name = ?", database)]
+
+
+def view_statements(conn: Reader, database: str) -> list[str]:
+    """``CREATE VIEW`` of each view of ``database``, in the order DuckDB lists them, which is the order they
+    were created in (a view may use another)."""
+    return [
+        r[0] for r in _rows(conn, "SELECT sql FROM duckdb_views() WHERE database_name = ? AND NOT internal", database)
+    ]
+
+
+def foreign_key_references(conn: Reader, database: str) -> list[tuple[str, str]]:
+    """``(table, referenced table)`` of each foreign key of ``database``."""
+    return [
+        (r[0], r[1])
+        for r in _rows(
+            conn,
+            "SELECT table_name, referenced_table FROM duckdb_constraints()"
+            " WHERE database_name = ? AND constraint_type = 'FOREIGN KEY'",
+            database,
+        )
+    ]
+
+
+def table_comments(conn: Reader, database: str) -> list[tuple[str, str]]:
+    """``(table, comment)`` of each commented table of ``database``."""
+    return [
+        (r[0], r[1])
+        for r in _rows(
+            conn,
+            "SELECT table_name, comment FROM duckdb_tables() WHERE database_name = ? AND comment IS NOT NULL",
+            database,
+        )
+    ]
+
+
+def column_comments(conn: Reader, database: str) -> list[tuple[str, str, str]]:
+    """``(table, column, comment)`` of each commented column of ``database``."""
+    return [
+        (r[0], r[1], r[2])
+        for r in _rows(
+            conn,
+            "SELECT table_name, column_name, comment FROM duckdb_columns()"
+            " WHERE database_name = ? AND comment IS NOT NULL",
+            database,
+        )
+    ]

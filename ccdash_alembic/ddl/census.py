@@ -32,7 +32,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.engine import Connection
 
-from ccdash_alembic.ddl.tabledef import literal, qualified
+from ccdash_alembic.ddl import catalog
+from ccdash_alembic.ddl.tabledef import qualified
 
 DEFAULT_SCHEMA = "main"
 
@@ -85,25 +86,17 @@ def ignore(tables: Iterable[str]) -> None:
 
 def take(connection: Connection) -> dict[int, Count]:
     """Count the rows of every user table of the current database (one catalog query, one count query)."""
-    own = ", ".join(literal(name) for name in sorted(_IGNORED))
-    tables = connection.exec_driver_sql(
-        "SELECT schema_name, table_name, table_oid FROM duckdb_tables() "
-        "WHERE database_name = current_database() AND NOT temporary AND NOT internal "
-        f"AND lower(table_name) NOT IN ({own}) ORDER BY table_oid"
-    ).fetchall()
+    tables = catalog.user_tables(connection, _IGNORED)
     if not tables:
         return {}
     counts = connection.exec_driver_sql(
         " UNION ALL ".join(
-            f"SELECT {index} AS i, count(*) AS n FROM {qualified(str(name), str(schema))}"
+            f"SELECT {index} AS i, count(*) AS n FROM {qualified(name, schema)}"
             for index, (schema, name, _) in enumerate(tables)
         )
     ).fetchall()
     rows = {int(index): int(n) for index, n in counts}
-    return {
-        int(oid): Count(str(schema), str(name), int(oid), rows[index])
-        for index, (schema, name, oid) in enumerate(tables)
-    }
+    return {oid: Count(schema, name, oid, rows[index]) for index, (schema, name, oid) in enumerate(tables)}
 
 
 def losses(before: Census, after: Census, renames: Sequence[tuple[str, str, str]] = ()) -> list[Loss]:

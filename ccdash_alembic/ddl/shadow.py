@@ -9,12 +9,13 @@ writes to the script here too.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.pool import StaticPool
 
+from ccdash_alembic import graph
+from ccdash_alembic.ddl import catalog
 from ccdash_alembic.ddl.dialect import SAFE_OPEN
 from ccdash_alembic.ddl.tabledef import literal, quote
 
@@ -40,46 +41,36 @@ def schema_copy(path: Path | None) -> Connection:
 
 
 def _schema_statements(connection: Connection) -> list[str]:
-    def rows(sql: str) -> list[Any]:
-        return list(connection.exec_driver_sql(sql.replace("{db}", literal(SOURCE))).fetchall())
-
+    """The attached file's schema as statements that recreate it: types before the tables that use them,
+    each table after the tables it references, then indexes, views and comments."""
     statements = [
         f"CREATE TYPE {quote(name)} AS ENUM ({', '.join(map(literal, labels))})"
-        for name, labels in rows(
-            "SELECT type_name, labels FROM duckdb_types() WHERE database_name = {db} AND logical_type = 'ENUM'"
-            " AND NOT internal"
-        )
+        for name, labels in catalog.enum_types(connection, SOURCE)
     ]
-    statements += [sql for (sql,) in rows("SELECT sql FROM duckdb_sequences() WHERE database_name = {db}")]
-    tables = dict(rows("SELECT table_name, sql FROM duckdb_tables() WHERE database_name = {db}"))
-    references: dict[str, set[str]] = {name.lower(): set() for name in tables}
-    for table, referenced in rows(
-        "SELECT table_name, referenced_table FROM duckdb_constraints()"
-        " WHERE database_name = {db} AND constraint_type = 'FOREIGN KEY'"
-    ):
-        if referenced.lower() != table.lower():
-            references[table.lower()].add(referenced.lower())
-    created: set[str] = set()
-    while len(created) < len(tables):
-        ready = sorted(n for n in tables if n.lower() not in created and references[n.lower()] <= created)
-        if not ready:
-            raise ValueError("the database's tables reference each other in a cycle")
-        for name in ready:
-            statements.append(tables[name])
-            created.add(name.lower())
-    statements += [sql for (sql,) in rows("SELECT sql FROM duckdb_indexes() WHERE database_name = {db}")]
-    statements += [sql for (sql,) in rows("SELECT sql FROM duckdb_views() WHERE database_name = {db} AND NOT internal")]
+    statements += catalog.sequence_statements(connection, SOURCE)
+    statements += _tables_in_order(connection)
+    statements += catalog.index_statements(connection, SOURCE)
+    statements += catalog.view_statements(connection, SOURCE)
     statements += [
         f"COMMENT ON TABLE {quote(table)} IS {literal(comment)}"
-        for table, comment in rows(
-            "SELECT table_name, comment FROM duckdb_tables() WHERE database_name = {db} AND comment IS NOT NULL"
-        )
+        for table, comment in catalog.table_comments(connection, SOURCE)
     ]
     statements += [
         f"COMMENT ON COLUMN {quote(table)}.{quote(column)} IS {literal(comment)}"
-        for table, column, comment in rows(
-            "SELECT table_name, column_name, comment FROM duckdb_columns()"
-            " WHERE database_name = {db} AND comment IS NOT NULL"
-        )
+        for table, column, comment in catalog.column_comments(connection, SOURCE)
     ]
     return statements
+
+
+def _tables_in_order(connection: Connection) -> list[str]:
+    """``CREATE TABLE`` statements, each after those of the tables it references (ties by name)."""
+    tables = catalog.table_statements(connection, SOURCE)
+    named = {name.lower(): name for name in tables}
+    references: dict[str, set[str]] = {name: set() for name in tables}
+    for table, referenced in catalog.foreign_key_references(connection, SOURCE):
+        if table.lower() in named and referenced.lower() in named:
+            references[named[table.lower()]].add(named[referenced.lower()])
+    try:
+        return [tables[name] for name in graph.ordered(references)]
+    except graph.Cycle:
+        raise ValueError("the database's tables reference each other in a cycle") from None

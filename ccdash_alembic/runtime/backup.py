@@ -35,10 +35,11 @@ from pathlib import Path
 
 import duckdb
 
+from ccdash_alembic.ddl import catalog
 from ccdash_alembic.errors import DatabaseUnusable, Locked, UsageError
 from ccdash_alembic.runtime import filecopy
 from ccdash_alembic.runtime.database import SAFE_OPEN, Target
-from ccdash_alembic.runtime.history import VERSION_TABLE
+from ccdash_alembic.runtime.history_tables import VERSION_TABLE
 from ccdash_alembic.runtime.settings import Settings
 
 SUFFIX = ".backup"
@@ -208,10 +209,7 @@ def database_id_of(path: Path) -> str | None:
     file is not a readable DuckDB database (and ``Locked``-worthy errors when another process holds it)."""
     connection = duckdb.connect(str(path), read_only=True, config=dict(SAFE_OPEN))
     try:
-        columns = connection.execute(
-            "SELECT column_name FROM duckdb_columns() WHERE table_name = ? AND schema_name = 'main'", [VERSION_TABLE]
-        ).fetchall()
-        if ("database_id",) not in columns:
+        if "database_id" not in catalog.column_names(connection, VERSION_TABLE):
             return None
         row = connection.execute(f"SELECT max(database_id) FROM {VERSION_TABLE}").fetchone()
         return str(row[0]) if row and row[0] is not None else None

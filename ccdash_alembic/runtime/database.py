@@ -31,8 +31,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.pool import NullPool
 
+from ccdash_alembic.ddl import catalog
 from ccdash_alembic.ddl.dialect import SAFE_OPEN as SAFE_OPEN
-from ccdash_alembic.ddl.tabledef import literal
 from ccdash_alembic.errors import DatabaseUnusable, HistoryConflict, Locked, UsageError, first_line
 from ccdash_alembic.runtime.application import Application
 from ccdash_alembic.runtime.settings import Settings
@@ -99,7 +99,7 @@ def handed_over(connectable: Any) -> Target:
     """The target of a connection or engine a program handed over in ``config.attributes["connection"]``.
 
     It is used as it is: whatever it is connected to (an in-memory database too, which then has no file and
-    gets no backup). The file, if any, is what DuckDB says the connection has open (``duckdb_databases()``),
+    gets no backup). The file, if any, is what DuckDB says the connection has open (``catalog.database_path``),
     or, for an engine, what its URL names; nothing here opens the file, so the lock a connection of this
     process holds on it stays (see ``filecopy``)."""
     if isinstance(connectable, Connection):
@@ -119,13 +119,8 @@ def handed_over(connectable: Any) -> Target:
         )
     source = f'the {kind} in config.attributes["{HANDED_OVER}"]'
     if isinstance(connectable, Connection):
-        found = _keeping_transaction(
-            connectable,
-            lambda: connectable.exec_driver_sql(
-                "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
-            ).scalar(),
-        )
-        path = _file_path(str(found)) if found else None
+        found = _keeping_transaction(connectable, lambda: catalog.database_path(connectable))
+        path = _file_path(found) if found else None
     else:
         name = url.database or ":memory:"
         path = None if _NOT_A_FILE.match(name) else _file_path(name)
@@ -135,14 +130,7 @@ def handed_over(connectable: Any) -> Target:
 def holds_tables(connection: Connection) -> bool:
     """Whether the connection's database has a table (a handed-over connection's file is there either way,
     so this, not the file, says whether there is anything to back up)."""
-    return bool(
-        _keeping_transaction(
-            connection,
-            lambda: connection.exec_driver_sql(
-                "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() AND NOT temporary"
-            ).scalar(),
-        )
-    )
+    return bool(_keeping_transaction(connection, lambda: catalog.stored_tables(connection)))
 
 
 def _keeping_transaction(connection: Connection, read: Callable[[], _T]) -> _T:
@@ -336,9 +324,7 @@ def verify(connection: Connection, target: Target) -> None:
 def _verify_duckdb(connection: Connection, target: Target) -> None:
     """Refuse a file DuckDB opened through an extension (a SQLite file, when the sqlite extension is installed):
     with autoloading off DuckDB still loads an installed extension for a file it recognises."""
-    kind = connection.exec_driver_sql(
-        "SELECT type FROM duckdb_databases() WHERE database_name = current_database()"
-    ).scalar()
+    kind = catalog.database_type(connection)
     if kind != "duckdb":
         raise DatabaseUnusable(
             f"{target.describe()} is a {kind} database, not a DuckDB database", "Check the path; nothing was changed"
@@ -349,10 +335,7 @@ def _verify_versions(connection: Connection, target: Target) -> None:
     """Refuse a version table that names a revision twice: Alembic would take the database to be at two heads
     (a file written by another tool, or edited by hand), and back it up and migrate it as such."""
     doubled = None
-    if connection.exec_driver_sql(
-        "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database()"
-        " AND schema_name = current_schema() AND table_name = 'alembic_version'"
-    ).scalar():
+    if catalog.has_table(connection, "alembic_version"):
         doubled = connection.exec_driver_sql(
             "SELECT version_num, count(*) FROM alembic_version GROUP BY version_num HAVING count(*) > 1"
             " ORDER BY version_num LIMIT 1"
@@ -374,19 +357,11 @@ def _verify_complete(connection: Connection, target: Target) -> None:
     if target.path is None:
         return
     try:
-        block_size = connection.exec_driver_sql("SELECT block_size FROM pragma_database_size()").scalar()
-        tables = connection.exec_driver_sql(
-            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() AND NOT temporary"
-        ).fetchall()
-        last = -1
-        for (table,) in tables:
-            found = connection.exec_driver_sql(
-                f"SELECT max(block_id) FROM pragma_storage_info({literal(table)}) WHERE block_id >= 0"
-            ).scalar()
-            last = max(last, int(found) if found is not None else -1)
+        block_size = catalog.block_size(connection)
+        last = max((catalog.last_block(connection, table) for table in catalog.stored_tables(connection)), default=-1)
     except sa.exc.DBAPIError as exc:
         raise _unusable(target, first_line(exc)) from exc
-    needed = _HEADER_BYTES + (last + 1) * int(block_size or 0)
+    needed = _HEADER_BYTES + (last + 1) * block_size
     size = target.path.stat().st_size
     if last >= 0 and size < needed:
         raise DatabaseUnusable(

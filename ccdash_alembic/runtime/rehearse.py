@@ -19,10 +19,11 @@ from alembic import command
 from alembic.config import Config
 from alembic.script import Script, ScriptDirectory
 
+from ccdash_alembic.ddl import catalog
 from ccdash_alembic.ddl.tabledef import literal, quote
 from ccdash_alembic.errors import MigrateError, MigrationFailed, first_line
 from ccdash_alembic.runtime import database, filecopy
-from ccdash_alembic.runtime.history import OWN_TABLES
+from ccdash_alembic.runtime.history_tables import OWN_TABLES
 from ccdash_alembic.runtime.settings import Settings, option_fields, program_config
 
 
@@ -72,12 +73,9 @@ def pending(config: Config, copy: Path, destination: str) -> list[tuple[str, str
     """``(revision, name)`` of each revision an upgrade to ``destination`` would run, in order."""
     connection = duckdb.connect(str(copy), read_only=True, config=dict(database.SAFE_OPEN))
     try:
-        has_versions = connection.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'alembic_version'"
-        ).fetchone()
         heads = (
             tuple(r[0] for r in connection.execute("SELECT version_num FROM alembic_version").fetchall())
-            if has_versions and has_versions[0]
+            if catalog.has_table(connection, "alembic_version")
             else ()
         )
     finally:
@@ -88,12 +86,8 @@ def pending(config: Config, copy: Path, destination: str) -> list[tuple[str, str
 
 
 def _tables(connection: duckdb.DuckDBPyConnection, database_name: str) -> dict[str, list[str]]:
-    rows = connection.execute(
-        "SELECT table_name, column_name FROM duckdb_columns() WHERE database_name = ? ORDER BY column_index",
-        [database_name],
-    ).fetchall()
     tables: dict[str, list[str]] = {}
-    for table, column in rows:
+    for table, column in catalog.columns_of_database(connection, database_name):
         if table not in OWN_TABLES:
             tables.setdefault(table, []).append(column)
     return tables

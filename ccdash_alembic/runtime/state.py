@@ -15,6 +15,7 @@ right.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -24,34 +25,11 @@ from alembic.config import Config
 from alembic.script import Script, ScriptDirectory
 from sqlalchemy.engine import Connection
 
-from ccdash_alembic.ddl import fileheader
+from ccdash_alembic.ddl import catalog, fileheader
 from ccdash_alembic.errors import Locked
-from ccdash_alembic.runtime import database, history
+from ccdash_alembic.runtime import database, history_queries
+from ccdash_alembic.runtime.history_tables import VERSION_TABLE, Step, schema_version
 from ccdash_alembic.runtime.settings import Settings
-
-
-@dataclass(frozen=True)
-class Step:
-    """One row of ``migration_history``."""
-
-    id: int
-    applied_at: datetime
-    direction: str
-    version: str
-    name: str
-    execution_time_ms: int | None
-    status: str
-    checksum: str | None
-    error_message: str | None
-    note: str | None
-    up_script: str | None
-    down_script: str | None
-    installed_by: str | None
-    hostname: str | None
-    tool_version: str | None
-
-
-_STEP_COLUMNS = [history.migration_history.c[name] for name in Step.__dataclass_fields__]
 
 
 @dataclass(frozen=True)
@@ -132,7 +110,9 @@ def read(config: Config, settings: Settings) -> Status:
             with database.connect(database.read_only_engine(target), target) as connection:
                 _read_database(connection, script, status)
                 if target.path is not None and fileheader.bound_to_name(
-                    header, _has_indexes(connection), changed_by_duckdb_2=history.is_ours(connection)
+                    header,
+                    bool(catalog.index_names(connection)),
+                    changed_by_duckdb_2=history_queries.is_ours(connection),
                 ):
                     status.name_bound = target.path.name
         except Locked as locked:
@@ -153,30 +133,21 @@ def read_connection(connection: Connection, script: ScriptDirectory, description
 def _read_database(connection: Connection, script: ScriptDirectory, status: Status) -> None:
     if sa.inspect(connection).has_table("alembic_version"):
         status.current = sorted(r[0] for r in connection.exec_driver_sql("SELECT version_num FROM alembic_version"))
-    if not history.is_ours(connection):
+    if not history_queries.is_ours(connection):
         if status.current:
             status.version_mismatch = (
                 f"alembic_version says {_shown(status.current)}, but the database has no schema_version or "
                 "migration_history of ccdash-migrate (its revisions were applied or stamped without it)"
             )
         return
-    rows = connection.execute(sa.select(*_STEP_COLUMNS).order_by(history.migration_history.c.id))
-    status.history = [Step(*row) for row in rows]
-    status.dirty = history.dirty_mark(connection)
+    status.history = history_queries.steps(connection)
+    status.dirty = history_queries.dirty_mark(connection)
     known = _known(script, status.current)
-    status.drift = [r.revision for r, _, _ in history.changed_revisions(connection, script, known)]
+    status.drift = [r.revision for r, _, _ in history_queries.changed_revisions(connection, script, known)]
     status.failures = unresolved_failures(status.history)
     status.last_failure = status.failures[-1] if status.failures else None
     if status.dirty is None:
         status.schema_version, status.version_mismatch = _schema_version(connection, status.current)
-
-
-def _has_indexes(connection: Connection) -> bool:
-    return bool(
-        connection.exec_driver_sql(
-            "SELECT count(*) FROM duckdb_indexes() WHERE database_name = current_database()"
-        ).scalar()
-    )
 
 
 def _known(script: ScriptDirectory, revisions: list[str]) -> list[str]:
@@ -192,9 +163,9 @@ def _shown(heads: list[str]) -> str:
 
 def _schema_version(connection: Connection, current: list[str]) -> tuple[str | None, str | None]:
     """What ``schema_version`` says, and how that disagrees with ``alembic_version`` (None when it agrees)."""
-    if not sa.inspect(connection).has_table(history.VERSION_TABLE):
+    if not sa.inspect(connection).has_table(VERSION_TABLE):
         return None, f"there is no schema_version table, but alembic_version says {_shown(current)}"
-    versions = [r[0] for r in connection.execute(sa.select(history.schema_version.c.version))]
+    versions = [r[0] for r in connection.execute(sa.select(schema_version.c.version))]
     if not versions:
         return None, (f"schema_version has no row, but alembic_version says {_shown(current)}" if current else None)
     if len(versions) > 1:
@@ -239,15 +210,15 @@ def unrecorded(script: ScriptDirectory, applied: set[str], steps: list[Step]) ->
             continue
         elif step.direction == "stamp":
             destinations = [v for v in step.version.split(",") if v]
-            below = _closure(destinations, parents)
-            recorded = (recorded - _closure(destinations, children)) | below
+            below = reachable(destinations, parents)
+            recorded = (recorded - reachable(destinations, children)) | below
         elif step.direction in ("up", "baseline", "import", "accept"):
             recorded.add(step.version)
     return [s.revision for s in reversed(list(script.walk_revisions())) if s.revision in applied - recorded]
 
 
-def _closure(start: list[str], edges: dict[str, list[str]]) -> set[str]:
-    """``start`` and everything reachable from it along ``edges``."""
+def reachable(start: Iterable[str], edges: Mapping[str, Iterable[str]]) -> set[str]:
+    """``start`` and everything reachable from it along ``edges`` (a revision's parents, or its children)."""
     found: set[str] = set()
     waiting = list(start)
     while waiting:

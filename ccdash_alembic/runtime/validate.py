@@ -26,9 +26,10 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
+from ccdash_alembic import graph
 from ccdash_alembic.errors import ExitCode
-from ccdash_alembic.runtime import checksum, history, sqlfiles
-from ccdash_alembic.runtime.state import Status
+from ccdash_alembic.runtime import checksum, history_queries, sqlfiles
+from ccdash_alembic.runtime.state import Status, reachable
 
 FILE_NAME = re.compile(r"^(?P<id>\d{14})_(?P<slug>[a-z0-9_]+)\.py$")
 TIMESTAMP_ID = re.compile(r"^\d{14}$")
@@ -36,6 +37,9 @@ TIMESTAMP_ID = re.compile(r"^\d{14}$")
 
 @dataclass(frozen=True)
 class Finding:
+    """One thing ``validate`` found: its kind (which decides the exit code), what it is about, and what it
+    means."""
+
     # "file", "graph", "sql", "checksum", "order", "dirty", "inconsistent", "failed", "pending"; and "note",
     # which is worth knowing but changes no exit code
     kind: str
@@ -152,14 +156,15 @@ def _graph_findings(revisions: list[_Revision]) -> list[Finding]:
 
 
 def _in_cycles(by_id: dict[str, _Revision]) -> list[str]:
-    """Revisions on a cycle (or after one): what remains when revisions are taken base first."""
-    waiting = {r: {p for p in rev.parents if p in by_id} for r, rev in by_id.items()}
-    done: set[str] = set()
-    ready = [r for r, parents in waiting.items() if not parents]
-    while ready:
-        done.add(ready.pop())
-        ready += [r for r, parents in waiting.items() if r not in done and r not in ready and parents <= done]
-    return sorted(set(by_id) - done)
+    """Revisions on a cycle (or after one): what remains when revisions are taken base first. A revision
+    that names itself as its parent is a cycle too (``graph.ordered`` lets a node depend on itself)."""
+    try:
+        graph.ordered({r: rev.parents for r, rev in by_id.items()})
+        stuck: set[str] = set()
+    except graph.Cycle as cycle:
+        stuck = set(cycle.members)
+    looped = {r for r, rev in by_id.items() if r in rev.parents}
+    return sorted(stuck | looped | _descendants(looped, list(by_id.values())))
 
 
 def check_database(connection: Connection, revisions: list[_Revision]) -> list[Finding]:
@@ -169,23 +174,23 @@ def check_database(connection: Connection, revisions: list[_Revision]) -> list[F
         return []
     heads = [r[0] for r in connection.exec_driver_sql("SELECT version_num FROM alembic_version")]
     by_id = {r.revision: r for r in revisions}
-    applied: set[str] = set()
-    pending = list(heads)
-    while pending:
-        current = pending.pop()
-        if current in by_id and current not in applied:
-            applied.add(current)
-            pending += by_id[current].parents
+    applied = reachable([h for h in heads if h in by_id], {r: rev.parents for r, rev in by_id.items()}) & set(by_id)
     findings = [Finding("graph", h, "is applied but no revision file has that id") for h in heads if h not in by_id]
-    recorded = history.recorded_checksums(connection)
+    recorded = history_queries.recorded_checksums(connection)
     findings += [
         Finding("checksum", r, f"{by_id[r].path.name} changed after it was applied")
         for r in sorted(applied)
         if recorded.get(r) is not None and recorded[r] != checksum.file_checksum(by_id[r].path)
     ]
+    return findings + _order_findings(applied, revisions)
+
+
+def _order_findings(applied: set[str], revisions: list[_Revision]) -> list[Finding]:
+    """Revisions older than the newest applied one that are neither applied nor after it in the graph: an
+    upgrade would run them after newer ones (merged in out of order)."""
     descendants = _descendants(applied, revisions)
     newest = max(applied, default="")
-    findings += [
+    return [
         Finding(
             "order",
             r.revision,
@@ -194,7 +199,6 @@ def check_database(connection: Connection, revisions: list[_Revision]) -> list[F
         for r in revisions
         if r.revision not in applied and r.revision not in descendants and r.revision < newest
     ]
-    return findings
 
 
 def _descendants(revisions_of: set[str], revisions: list[_Revision]) -> set[str]:
@@ -204,14 +208,7 @@ def _descendants(revisions_of: set[str], revisions: list[_Revision]) -> set[str]
     for revision in revisions:
         for parent in revision.parents:
             children.setdefault(parent, []).append(revision.revision)
-    found: set[str] = set()
-    waiting = [c for r in revisions_of for c in children.get(r, [])]
-    while waiting:
-        current = waiting.pop()
-        if current not in found:
-            found.add(current)
-            waiting += children.get(current, [])
-    return found
+    return reachable([c for r in revisions_of for c in children.get(r, [])], children)
 
 
 def state_findings(state: Status) -> list[Finding]:
