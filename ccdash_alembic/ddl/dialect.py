@@ -45,7 +45,7 @@ def implicit_sequence(column: sa.Column[Any]) -> sa.Sequence | None:
     None when the column is not the table's autoincrement column, or already has a default of its own.
     """
     table = column.table
-    if not (column.primary_key and column is table._autoincrement_column):
+    if not (column.primary_key and column is table.autoincrement_column):
         return None
     if column.server_default is not None or column.identity is not None:
         return None

@@ -22,8 +22,9 @@ from alembic.util import CommandError
 from ccdash_alembic.ccdash import environment
 from ccdash_alembic.errors import UsageError
 from ccdash_alembic.runtime import state
-from ccdash_alembic.runtime.environment import REPORT, RunReport
+from ccdash_alembic.runtime.environment import REPORT
 from ccdash_alembic.runtime.history import Step
+from ccdash_alembic.runtime.recorder import RunReport
 from ccdash_alembic.runtime.settings import Settings, program_config
 
 

@@ -19,6 +19,7 @@ from alembic import util
 from alembic.config import CommandLine, Config
 from alembic.util import CommandError
 
+from ccdash_alembic import alembic_internals as internals
 from ccdash_alembic.ccdash import commands as ccdash_commands
 from ccdash_alembic.ccdash import environment
 from ccdash_alembic.errors import (
@@ -77,16 +78,9 @@ COMMANDS: list[Callable[..., None]] = [
 ]
 
 
-def _remove_command(subparsers: Any, name: str) -> None:
-    """Drop one of Alembic's subcommands so a command of the same name can take its place (argparse has no
-    public way to remove a subparser)."""
-    subparsers._name_parser_map.pop(name)
-    subparsers._choices_actions[:] = [a for a in subparsers._choices_actions if a.dest != name]
-
-
 def parser() -> tuple[CommandLine, argparse.ArgumentParser]:
     cli = CommandLine(prog="ccdash-migrate")
-    _remove_command(cli.subparsers, "history")
+    internals.remove_subcommand(cli.subparsers, "history")  # this tool's history takes its place
     cli.parser.add_argument(
         "-v",
         "--verbose",
@@ -94,12 +88,12 @@ def parser() -> tuple[CommandLine, argparse.ArgumentParser]:
         action="store_true",
         help="also log the plan of every table change with its SQL, and Alembic's lines for each step",
     )
-    for action in cli.parser._actions:
-        if "--config" in action.option_strings:
-            action.help = (
-                "the alembic.ini to use; default: $ALEMBIC_CONFIG, else ./alembic.ini if there is one, else CCDash's "
-                "migrations (ccdash-migrate config prints which)"
-            )
+    config_option = internals.option_action(cli.parser, "--config")
+    if config_option is not None:
+        config_option.help = (
+            "the alembic.ini to use; default: $ALEMBIC_CONFIG, else ./alembic.ini if there is one, else CCDash's "
+            "migrations (ccdash-migrate config prints which)"
+        )
     for fn in COMMANDS:
         cli.register_command(fn)
         name = fn.__name__
@@ -107,12 +101,7 @@ def parser() -> tuple[CommandLine, argparse.ArgumentParser]:
         for flags, argument in _OPTIONS.get(name, []):
             subparser.add_argument(*flags, **argument)
         if "_" in name:  # import_sql is typed import-sql
-            typed = name.replace("_", "-")
-            cli.subparsers._name_parser_map[typed] = cli.subparsers._name_parser_map.pop(name)
-            subparser.prog = subparser.prog.replace(name, typed)
-            for action in cli.subparsers._choices_actions:
-                if action.dest == name:
-                    action.dest = action.metavar = typed
+            internals.rename_subcommand(cli.subparsers, name, name.replace("_", "-"))
     return cli, cli.parser
 
 

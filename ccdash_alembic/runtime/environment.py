@@ -3,12 +3,16 @@
 Per run it:
 
 1. reads the options (``settings``) and resolves the database (``database``), and says which one it is;
-2. runs each revision in its own transaction (``transaction_per_migration``), timing the revision itself;
-3. before the first step, compares the checksums of applied revisions with their files and refuses a changed
-   one (unless ``-x accept_changed=true``, which is recorded);
-4. records every step in ``migration_history`` and ``schema_version`` inside that step's transaction;
-5. when a revision raises, lets its transaction roll back, then records the failure in a transaction of its
+2. builds the run's rules from the options (``preflight.policy``) and hands them to Alembic's context;
+3. runs each revision in its own transaction (``transaction_per_migration``);
+4. before the first step, runs the checks of ``preflight`` (dirty mark, changed revision files, a file it
+   could not write) and makes the backup;
+5. times and records every step (``recorder``) in ``migration_history`` and ``schema_version`` inside that
+   step's transaction;
+6. when a revision raises, lets its transaction roll back, then records the failure in a transaction of its
    own and stops with one line naming the revision and the cause.
+
+This module is the orchestration: the order of those, and what stops a run.
 
 In ``--sql`` mode the same steps are rendered as a script, history statements included.
 """
@@ -20,40 +24,37 @@ import logging.config
 import os
 import subprocess
 import sys
-import time
 import warnings
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import duckdb
 import sqlalchemy as sa
 from alembic.config import Config
 from alembic.runtime.environment import EnvironmentContext
-from alembic.runtime.migration import MigrationContext, MigrationInfo, RevisionStep, StampStep
-from alembic.script import Script, ScriptDirectory
+from alembic.runtime.migration import MigrationContext, RevisionStep, StampStep
+from alembic.script import ScriptDirectory
 
+from ccdash_alembic import alembic_internals as internals
 from ccdash_alembic import output
 from ccdash_alembic.ddl.autogen import name_dropped_constraints
-from ccdash_alembic.ddl.impl import SHADOW_OPTION
+from ccdash_alembic.ddl.impl import SHADOW_OPTION, DuckDBImpl
 from ccdash_alembic.ddl.plugin import PLUGIN_NAME
 from ccdash_alembic.ddl.shadow import schema_copy
 from ccdash_alembic.errors import (
     MISSING_PARENT_WARNING,
-    ChecksumMismatch,
-    DataLossRefused,
-    Dirty,
     MigrateError,
     MigrationFailed,
     UsageError,
-    first_line,
     interrupted,
     user_error,
 )
-from ccdash_alembic.runtime import backup, checksum, database, history, revision_ids
+from ccdash_alembic.policy import POLICY_OPTION
+from ccdash_alembic.runtime import backup, database, history, preflight, revision_ids
 from ccdash_alembic.runtime.application import ATTRIBUTE as APPLICATION
 from ccdash_alembic.runtime.application import Application
+from ccdash_alembic.runtime.history_tables import OWN_TABLES
+from ccdash_alembic.runtime.recorder import Failure, Recorder, RunReport, is_transactional
 from ccdash_alembic.runtime.settings import OPTION as SETTINGS_OPTION
 from ccdash_alembic.runtime.settings import Settings
 
@@ -102,9 +103,7 @@ def _writes_a_revision_only(context: EnvironmentContext) -> bool:
     """``alembic revision`` without ``--autogenerate``, or ``alembic merge`` (which run env.py because
     alembic.ini sets ``revision_environment``, so a new revision's id is chosen here): they need no database,
     so none is opened. Alembic passes ``template_args`` for these, and a ``revision_context`` for the first."""
-    # env.py passes the alembic.context module, which forwards methods and class attributes only; the
-    # EnvironmentContext behind it (and the options the command gave it) is its _proxy
-    environment = context if isinstance(context, EnvironmentContext) else getattr(context, "_proxy", None)
+    environment = internals.environment_context(context)
     opts: dict[str, Any] = getattr(environment, "context_opts", None) or {}
     revision_context = opts.get("revision_context")
     if revision_context is None:
@@ -155,31 +154,12 @@ def _announce(config: Config, line: str) -> None:
 REPORT = "ccdash_alembic.report"
 
 
-@dataclass
-class RunReport:
-    """What a run did, left in ``config.attributes[REPORT]`` for a caller of Alembic's Python API."""
-
-    database: str
-    before: tuple[str, ...] = ()  # the heads the database was at
-    after: tuple[str, ...] = ()  # and is at now
-    backup: Path | None = None
-    steps: list[history.Step] = field(default_factory=list)
-
-
-@dataclass
-class _Failure:
-    step: RevisionStep | StampStep
-    seconds: float
-    error: Exception
-    committed_part: bool = False  # the revision ended its own transaction: what it did before is committed
-
-
 class EndedItsTransaction(RuntimeError):
     """A transactional revision committed (or rolled back) the transaction this layer opened for it."""
 
 
 class _TimedStep:
-    """A migration step whose ``migration_fn`` is timed, and noted when it raises."""
+    """A migration step whose ``migration_fn`` is run under the run's rules, timed and recorded."""
 
     def __init__(self, step: RevisionStep | StampStep, runner: _Runner) -> None:
         self._step = step
@@ -192,14 +172,13 @@ class _TimedStep:
         return str(self._step)
 
     def migration_fn(self, *args: Any, **kw: Any) -> Any:
-        start = time.perf_counter()
-        self._runner.uncommitted = None  # the step before this one committed
+        recorder = self._runner.recorder
+        recorder.start(self._step)
         context = self._runner.migration_context
         transaction = None
         try:
-            if _is_transactional(self._step):
-                impl: Any = context.impl
-                impl.start_census()  # rows per table before the revision's code, for refuse_data_loss
+            if is_transactional(self._step):
+                _impl(context).start_census()  # rows per table before the revision's code, for data_loss_note
                 transaction = _transaction_id(context)
                 result = self._step.migration_fn(*args, **kw)
                 if _ended_since(context, transaction):
@@ -210,28 +189,33 @@ class _TimedStep:
             else:
                 result = self._runner.run_outside_transaction(self._step, *args, **kw)
             self._runner.refuse_data_loss()
-            self._runner.uncommitted = self._step
+            recorder.ran()
             return result
         except Exception as error:
-            ended = isinstance(error, EndedItsTransaction) or _ended_since(context, transaction)
-            self._runner.failure = _Failure(self._step, time.perf_counter() - start, error, committed_part=ended)
+            recorder.fail(error, isinstance(error, EndedItsTransaction) or _ended_since(context, transaction))
             raise
         except SystemExit as stop:
             # sys.exit() in a revision fails that revision, rather than ending the run as if all had gone well
             failed = RuntimeError(f"the revision called sys.exit({stop.code!r})")
-            self._runner.failure = _Failure(self._step, time.perf_counter() - start, failed)
+            recorder.fail(failed)
             raise failed from stop
         except KeyboardInterrupt:
             # Ctrl-C stops the run; the step's transaction rolls back and the interruption is recorded as its failure
-            stopped = RuntimeError("interrupted (SIGINT)")
-            self._runner.failure = _Failure(self._step, time.perf_counter() - start, stopped)
+            recorder.fail(RuntimeError("interrupted (SIGINT)"))
             raise
         except BaseException as other:  # GeneratorExit, a bare BaseException: the revision failed, not the run
             failed = RuntimeError(f"the revision raised {type(other).__name__}: {other}")
-            self._runner.failure = _Failure(self._step, time.perf_counter() - start, failed)
+            recorder.fail(failed)
             raise failed from other
         finally:
-            self._runner.last_seconds = time.perf_counter() - start
+            recorder.stop()
+
+
+def _impl(migration_context: MigrationContext) -> DuckDBImpl:
+    """The DuckDB implementation the run's steps go through (every database of this layer is DuckDB's)."""
+    impl = migration_context.impl
+    assert isinstance(impl, DuckDBImpl)
+    return impl
 
 
 def _transaction_id(migration_context: MigrationContext) -> tuple[object, int] | None:
@@ -263,20 +247,10 @@ def _ended_since(migration_context: MigrationContext, transaction: tuple[object,
         return False
 
 
-def _mutates(migration_context: MigrationContext) -> bool:
-    """Whether the command moves the database (upgrade, downgrade, stamp), as opposed to reading it
-    (``current``) or comparing it with the model (``check``, ``revision --autogenerate``)."""
-    opts = migration_context.opts
-    return opts.get("destination_rev") is not None and not opts.get("dont_mutate")
-
-
-def _is_transactional(step: RevisionStep | StampStep) -> bool:
-    """A revision declares ``transactional = False`` for statements that must commit as they go."""
-    module = getattr(getattr(step, "revision", None), "module", None)
-    return getattr(module, "transactional", True) is not False
-
-
 class _Runner:
+    """One run: opens what the command runs on, hands the steps to Alembic wrapped in the checks before the
+    first one (``preflight``) and the recording of each (``recorder``), and turns what stops it into one error."""
+
     def __init__(
         self,
         context: EnvironmentContext,
@@ -291,34 +265,35 @@ class _Runner:
         self.target = target
         self.target_metadata = target_metadata
         self.script: ScriptDirectory = context.script
-        self.failure: _Failure | None = None
-        self.uncommitted: RevisionStep | StampStep | None = None  # a step that ran and is not committed yet
-        self.last_seconds: float | None = None
+        self.report = RunReport(target.describe())
+        self.recorder = Recorder(self.report)
+        self.policy = preflight.policy(settings, existing=False)
         self.changed = False
         self.existed = False
         self._backup: backup.Backup | None = None
         self._outside_transaction_started = False  # a non-transactional step commits as it goes
-        self._tables_ready = False
-        self.report = RunReport(target.describe())
 
     def _configure(self, **kw: Any) -> MigrationContext:
+        self.policy = preflight.policy(self.settings, existing=self.existed)
         self.context.configure(
             target_metadata=self.target_metadata,
             transaction_per_migration=True,
-            on_version_apply=self._on_version_apply,
+            on_version_apply=self.recorder.on_version_apply,
             include_object=_include_object,
             compare_type=True,
             compare_server_default=True,
             autogenerate_plugins=["alembic.autogenerate.*", PLUGIN_NAME],
             process_revision_directives=_revision_directives,
-            **{SETTINGS_OPTION: self.settings},  # type: ignore[arg-type]
+            **{  # type: ignore[arg-type]
+                SETTINGS_OPTION: self.settings,
+                POLICY_OPTION: self.policy,
+                history.NOTES_OPTION: history.Notes(),
+            },
             **kw,
         )
         migration_context = self.migration_context = self.context.get_context()
-        # The steps are wrapped to time each revision and to know which one failed; Alembic offers no hook
-        # before a step, and its step function is only reachable on the migration context.
-        if migration_context._migrations_fn is not None:
-            migration_context._migrations_fn = self._wrap(migration_context._migrations_fn)
+        # The steps are wrapped to time each revision and to know which one failed.
+        internals.wrap_migration_steps(migration_context, self._wrap)
         return migration_context
 
     def offline(self) -> None:
@@ -352,7 +327,7 @@ class _Runner:
             announcer.disabled = True  # its "Context impl" lines, said once below for the file itself
             try:
                 with empty.connect() as connection:
-                    if not _mutates(self._configure(connection=connection)):
+                    if not preflight.mutates(self._configure(connection=connection)):
                         with self.context.begin_transaction():
                             self.context.run_migrations()
                         return
@@ -380,30 +355,17 @@ class _Runner:
         caller opened, which is left to the caller to commit (Alembic then runs them all in it)."""
         migration_context = self._configure(connection=connection)
         try:
-            if _mutates(migration_context):
+            if preflight.mutates(migration_context):
                 # before Alembic's own first write (``stamp --purge`` empties alembic_version first thing)
-                self._refuse_when_dirty(migration_context)  # at head too: the mark means "look first"
+                preflight.refuse_when_dirty(connection)  # at head too: the mark means "look first"
                 if migration_context.purge:
                     self.script.get_revisions(migration_context.opts["destination_rev"])
             with self.context.begin_transaction():
                 self.context.run_migrations()
         except Exception as error:
-            if _is_interrupt(error):  # DuckDB stopped a statement for Ctrl-C
-                raise self._interruption(connection, migration_context) from error
-            if self.failure is None and self.uncommitted is not None and isinstance(error, sa.exc.DBAPIError):
-                # the step ran but its commit failed (a full disk, a file-size limit): that step failed
-                self.failure = _Failure(self.uncommitted, self.last_seconds or 0.0, error)
-                self.report.steps = self.report.steps[:-1]  # its history row went with the commit
-            self._discard_unused_backup()
-            if self.failure is None or self.failure.error is not error or isinstance(error, MigrateError):
-                if not self.report.steps and not self._outside_transaction_started and self.handed is None:
-                    # nothing was committed: closing must not fold a pending write-ahead log into the file
-                    connection.exec_driver_sql("PRAGMA disable_checkpoint_on_shutdown")
+            failed = self._stopped_by(connection, migration_context, error)
+            if failed is None:
                 raise  # not a revision's failure, or a refusal: nothing was changed and nothing is recorded
-            with contextlib.suppress(sa.exc.SQLAlchemyError):  # a full disk: reported, but not recorded
-                self._record_failure(connection, migration_context, self.failure)
-            failed = self._failed(self.failure)
-            self._run_failure_hook(failed)
             raise failed from error
         except KeyboardInterrupt as interrupt:
             raise self._interruption(connection, migration_context) from interrupt
@@ -411,23 +373,48 @@ class _Runner:
             connection.commit()
         self.report.after = tuple(migration_context.get_current_heads())
         if self.changed and not callers_transaction:
-            try:
-                connection.exec_driver_sql("CHECKPOINT")  # the file alone holds the result; no log to replay
-            except sa.exc.DBAPIError:
-                connection.invalidate()  # DuckDB gave the database up (a full disk): closing must not reset it
-                raise
+            self._checkpoint(connection)
+
+    def _stopped_by(
+        self, connection: sa.Connection, migration_context: MigrationContext, error: Exception
+    ) -> MigrateError | None:
+        """What the run ends with when ``error`` stopped it: a revision's failure, recorded; an interruption;
+        or None when the error itself is to be raised (a refusal, or not a revision's failure)."""
+        if _is_interrupt(error):  # DuckDB stopped a statement for Ctrl-C
+            return self._interruption(connection, migration_context)
+        self.recorder.commit_failed(error)  # the step ran but its commit failed: that step failed
+        self._discard_unused_backup()
+        failure = self.recorder.failure
+        if failure is None or failure.error is not error or isinstance(error, MigrateError):
+            if not self.report.steps and not self._outside_transaction_started and self.handed is None:
+                # nothing was committed: closing must not fold a pending write-ahead log into the file
+                connection.exec_driver_sql("PRAGMA disable_checkpoint_on_shutdown")
+            return None
+        with contextlib.suppress(sa.exc.SQLAlchemyError):  # a full disk: reported, but not recorded
+            self.recorder.record_failure(connection, migration_context)
+        failed = failure.as_error()
+        self._run_failure_hook(failure, failed)
+        return failed
+
+    def _checkpoint(self, connection: sa.Connection) -> None:
+        """Leave the file holding the whole result: no write-ahead log to replay."""
+        try:
+            connection.exec_driver_sql("CHECKPOINT")
+        except sa.exc.DBAPIError:
+            connection.invalidate()  # DuckDB gave the database up (a full disk): closing must not reset it
+            raise
 
     def _interruption(self, connection: sa.Connection, migration_context: MigrationContext) -> MigrateError:
         """Ctrl-C: the running step rolls back and is recorded as interrupted; the run ends (exit code 130)."""
         self._discard_unused_backup()
-        if self.failure is None:
+        stopped = self.recorder.interrupted()
+        if stopped is None:
             return interrupted()  # between steps: every step so far committed
-        stopped = self.failure = replace(self.failure, error=RuntimeError("interrupted (SIGINT)"))
         with contextlib.suppress(sa.exc.SQLAlchemyError, KeyboardInterrupt):
-            self._record_failure(connection, migration_context, stopped)
+            self.recorder.record_failure(connection, migration_context)
         how = (
             "its statements before the interruption stay applied and the database is marked dirty"
-            if not _is_transactional(stopped.step) or stopped.committed_part
+            if not is_transactional(stopped.step) or stopped.committed_part
             else "its transaction was rolled back"
         )
         return interrupted(f" during revision {stopped.step.info.up_revision_id or '?'}: {how}")
@@ -435,19 +422,20 @@ class _Runner:
     def _discard_unused_backup(self) -> None:
         """A run that stops before its first step commits leaves the database as it was: its backup would be
         a copy of an unchanged file (and, for a refused file, a file left beside it), so it goes."""
-        committed = self._outside_transaction_started or (self.failure is not None and self.failure.committed_part)
+        failure = self.recorder.failure
+        committed = self._outside_transaction_started or (failure is not None and failure.committed_part)
         if self._backup is not None and not self.report.steps and not committed:
             backup.discard(self._backup)
             self.report.backup = self._backup = None
 
-    def _run_failure_hook(self, failed: MigrationFailed) -> None:
+    def _run_failure_hook(self, failure: Failure, failed: MigrationFailed) -> None:
         """Run the configured ``on_failure`` command, so operators can wire alerts."""
-        if not self.settings.on_failure or self.failure is None:
+        if not self.settings.on_failure:
             return
         prefix = self.settings.application.hook_prefix  # the application's names for them
         environment = {
             **os.environ,
-            f"{prefix}_REVISION": self.failure.step.info.up_revision_id or "",
+            f"{prefix}_REVISION": failure.step.info.up_revision_id or "",
             f"{prefix}_ERROR": failed.what,
             f"{prefix}_DATABASE": str(self.target.path or self.target.url),
         }
@@ -461,30 +449,18 @@ class _Runner:
         context = self.migration_context
         self._outside_transaction_started = True
         with context.autocommit_block():
-            history.ensure_tables(context)
-            self._tables_ready = True
+            self.recorder.ensure_tables(context)
             history.mark_dirty(context, step.info.up_revision_id or "")
             return step.migration_fn(*args, **kw)
 
     def refuse_data_loss(self) -> None:
-        """Stop the step (rolling it back) if it dropped data or lost rows while that is not allowed; when it
-        is allowed, say in the step's history note what was lost and why that was allowed."""
-        impl: Any = self.migration_context.impl
-        losses = impl.take_data_losses()
-        if losses and not impl.data_loss_allowed:
-            raise DataLossRefused(
-                "this step would lose data: " + "; ".join(losses),
-                "Run again with -x confirm_data_loss=true, or with backups on (the default) so a copy is made first",
-            )
-        if losses:
-            why = "a backup was made before this run" if self.report.backup else "-x confirm_data_loss=true"
-            note, direction = history.take_annotation(self.migration_context)
-            lost = f"data lost ({why}): " + "; ".join(losses)
-            history.annotate(self.migration_context, f"{note}; {lost}" if note else lost, direction)
+        """Hold the step that just ran to the policy on data loss (``preflight.data_loss_note``)."""
+        losses = _impl(self.migration_context).take_data_losses()
+        note = preflight.data_loss_note(losses, self.policy, backed_up=self.report.backup is not None)
+        if note is not None:
+            self.recorder.note(self.migration_context, note)
 
-    def _wrap(
-        self, fn: Callable[[tuple[str, ...], MigrationContext], Iterable[RevisionStep | StampStep]]
-    ) -> Callable[[tuple[str, ...], MigrationContext], Iterator[Any]]:
+    def _wrap(self, fn: internals.StepsFunction) -> internals.StepsFunction:
         def steps(heads: tuple[str, ...], migration_context: MigrationContext) -> Iterator[Any]:
             planned = list(fn(heads, migration_context))
             self.report.before = self.report.after = tuple(heads)
@@ -493,9 +469,7 @@ class _Runner:
                 return
             if not planned:
                 return
-            self._verify_checksums(migration_context, heads)
-            database.refuse_unwritable(self.target)  # before the backup, which goes beside the database too
-            self._back_up(migration_context, heads, planned)
+            self._before_first_step(migration_context, heads, planned)
             with output.progress("Migrating", len(planned)) as advance:
                 for step in planned:
                     advance(str(step), 0)
@@ -509,150 +483,22 @@ class _Runner:
 
         return steps
 
-    def _refuse_when_dirty(self, migration_context: MigrationContext) -> None:
-        assert migration_context.connection is not None
-        dirty = history.dirty_mark(migration_context.connection)
-        if dirty is not None:
-            version, since = dirty
-            raise Dirty(
-                f"the database is marked dirty: revision {version} ran outside a transaction and did not finish "
-                f"(since {since:%Y-%m-%d %H:%M} UTC)",
-                "Check the database, then run ccdash-migrate repair to clear the mark, "
-                "or restore a backup with ccdash-migrate restore",
-            )
-
-    def _back_up(
+    def _before_first_step(
         self, migration_context: MigrationContext, heads: tuple[str, ...], planned: list[RevisionStep | StampStep]
     ) -> None:
-        """Copy the database before the first step that changes more than the version tables."""
-        impl: Any = migration_context.impl
-        impl.data_loss_allowed = self.settings.confirm_data_loss
+        """The checks of ``preflight``, in the first step's transaction: changed files (accepted ones recorded
+        there), a file this process could not write, then the backup."""
+        connection = migration_context.connection
+        assert connection is not None
+        changed = preflight.changed_revisions(connection, self.script, heads, self.policy)
+        self.recorder.accepted(migration_context, changed, heads)
         self.changed = True
-        changes_data = any(not step.info.is_stamp for step in planned)
-        if changes_data and self.settings.backup and self.existed:
-            assert migration_context.connection is not None
-            identity = history.database_id(migration_context.connection)
-            self._backup = backup.create(self.target, self.settings, ",".join(sorted(heads)), identity)
+        self._backup = preflight.back_up(self.target, self.settings, self.policy, connection, heads, planned)
+        if self._backup is not None:
             self.report.backup = self._backup.folder
             _announce(self.context.config, f"Backup: {self._backup.folder}")
-            impl.data_loss_allowed = True
-
-    def _verify_checksums(self, migration_context: MigrationContext, heads: tuple[str, ...]) -> None:
-        """Refuse to run when an applied revision's file differs from what was applied."""
-        assert migration_context.connection is not None
-        changed = history.changed_revisions(migration_context.connection, self.script, heads)
-        if not changed:
-            return
-        if not self.settings.accept_changed:
-            script, _, _ = changed[0]
-            more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
-            raise ChecksumMismatch(
-                f"revision {script.revision} was changed after it was applied: {checksum.source_path(script)}{more}",
-                "Restore the file as it was applied, or run again with -x accept_changed=true to accept the change.",
-            )
-        for script, old, new in changed:
-            self._record(
-                migration_context,
-                history.Step(
-                    version=script.revision,
-                    name=script.doc,
-                    direction="accept",
-                    status="success",
-                    checksum=new,
-                    error_message=f"file changed after it was applied (checksum {old} -> {new}); "
-                    "accepted with -x accept_changed=true",
-                ),
-                heads,
-            )
-
-    def _on_version_apply(
-        self, ctx: MigrationContext, step: MigrationInfo, heads: Collection[Any], run_args: Mapping[str, Any]
-    ) -> None:
-        seconds = None if ctx.as_sql else self.last_seconds
-        row = _step_row(step, "success", seconds)
-        note, direction = history.take_annotation(ctx)
-        row = replace(row, note=note, direction=direction or row.direction)
-        self._record(ctx, row, heads)
-        self.report.steps.append(row)
-
-    def _record(self, ctx: MigrationContext, step: history.Step, heads: Iterable[str]) -> None:
-        if not self._tables_ready:
-            history.ensure_tables(ctx)
-            self._tables_ready = True
-        history.record(ctx, step, heads)
-
-    def _record_failure(
-        self, connection: sa.Connection, migration_context: MigrationContext, failure: _Failure
-    ) -> None:
-        """Write the failed step in a transaction of its own, after the step's own was rolled back; a step that
-        committed part of itself also leaves the dirty mark, so nothing runs on until someone has looked."""
-        if connection.in_transaction():
-            connection.rollback()
-        self._tables_ready = False
-        with connection.begin():
-            heads = migration_context.get_current_heads()
-            row = _step_row(failure.step.info, "failed", failure.seconds, error=failure.error)
-            self._record(migration_context, row, heads)
-            if failure.committed_part:
-                history.mark_dirty(migration_context, failure.step.info.up_revision_id or "")
-
-    def _failed(self, failure: _Failure) -> MigrationFailed:
-        info = failure.step.info
-        revision = info.up_revision_id or "?"
-        name = info.up_revision.doc if isinstance(info.up_revision, Script) else ""
-        direction = "upgrade" if info.is_upgrade else "downgrade"
-        what = f"{direction} of revision {revision}{f' ({name})' if name else ''} failed: {first_line(failure.error)}"
-        if failure.committed_part:
-            return MigrationFailed(
-                what,
-                "It had ended its own transaction before, so what it did until then is committed and the database "
-                "is marked dirty; check it, then run ccdash-migrate repair, or ccdash-migrate restore",
-            )
-        if not _is_transactional(failure.step):
-            return MigrationFailed(
-                what,
-                "It ran outside a transaction, so the statements before the failing one stay applied and the "
-                "database is marked dirty; check it, then run ccdash-migrate repair, or ccdash-migrate restore",
-            )
-        return MigrationFailed(
-            what,
-            "Nothing of that step was applied and the database is as it was before it; fix the revision and run again",
-        )
-
-
-def _step_row(info: MigrationInfo, status: str, seconds: float | None, error: Exception | None = None) -> history.Step:
-    """The history row for a step that ran (``status`` success) or failed."""
-    elapsed = None if seconds is None else round(seconds * 1000)
-    if info.is_stamp:
-        destinations = ",".join(info.destination_revision_ids)
-        scripts = [info.revision_map.get_revision(r) for r in info.destination_revision_ids]
-        return history.Step(
-            version=destinations,
-            name="; ".join(s.doc for s in scripts if isinstance(s, Script)) or "base",
-            direction="stamp",
-            status=status,
-            checksum=checksum.revision_checksum(scripts[0])
-            if len(scripts) == 1 and isinstance(scripts[0], Script)
-            else None,
-        )
-    script = info.up_revision
-    assert isinstance(script, Script)
-    up, down = checksum.recorded_sources(script)
-    if status == "success" and not info.is_upgrade:
-        status = "rolled_back"
-    return history.Step(
-        version=script.revision,
-        name=script.doc,
-        direction="up" if info.is_upgrade else "down",
-        status=status,
-        execution_time_ms=elapsed,
-        checksum=checksum.revision_checksum(script),
-        up_script=up,
-        down_script=down,
-        error_message=str(error) if error is not None else None,
-    )
 
 
 def _include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
     """Leave this layer's own tables out of autogenerate."""
-    return not (type_ == "table" and name in history.OWN_TABLES)
+    return not (type_ == "table" and name in OWN_TABLES)

@@ -10,9 +10,7 @@ two cannot disagree. The id is chosen before Alembic names the file: by ``ccdash
 
 from __future__ import annotations
 
-import os
 import re
-import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +20,7 @@ from alembic.config import Config
 from alembic.operations.ops import MigrationScript
 from alembic.script import ScriptDirectory
 
+from ccdash_alembic import alembic_internals as internals
 from ccdash_alembic.errors import UsageError
 from ccdash_alembic.runtime import revision_text
 
@@ -72,23 +71,11 @@ def process_revision_directives(context: Any, revision: object, directives: list
     for directive in directives:
         if not isinstance(directive, MigrationScript):
             continue
-        if not _checking():  # alembic check runs this hook too, with no message and no file to write
+        if not internals.in_alembic_check():  # alembic check runs this hook too, with no message and no file to write
             check_new(script, directive.message)
         if not is_revision_id(directive.rev_id):
             directive.rev_id = next_id(datetime.now(UTC), [*_parents(script, directive.head), *taken])
         taken.append(str(directive.rev_id))
-
-
-def _checking() -> bool:
-    """Whether the hook runs for ``alembic check`` (Alembic's ``command.check`` is on the stack): it plans a
-    revision only to compare, so there is no message to check and no file to name."""
-    frame = sys._getframe(1)
-    command_file = os.path.join("alembic", "command.py")
-    while frame is not None:
-        if frame.f_code.co_name == "check" and frame.f_code.co_filename.endswith(command_file):
-            return True
-        frame = frame.f_back  # type: ignore[assignment]
-    return False
 
 
 def _parents(script: ScriptDirectory, head: str | None) -> list[str]:
