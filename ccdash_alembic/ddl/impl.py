@@ -37,17 +37,20 @@ import sqlalchemy as sa
 from alembic.ddl.base import format_server_default
 from alembic.ddl.impl import DefaultImpl
 from sqlalchemy import event
+from sqlalchemy.dialects.postgresql import CreateEnumType
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ddl as sa_ddl
 from sqlalchemy.sql import sqltypes
 from sqlalchemy.sql.schema import ColumnCollectionConstraint
 
+from ccdash_alembic import alembic_internals as internals
 from ccdash_alembic.ddl import catalog, census, expressions, rebuild, statements
 from ccdash_alembic.ddl.defaults import normalize_default
 from ccdash_alembic.ddl.dialect import column_sequence, implicit_sequences
 from ccdash_alembic.ddl.tabledef import Column, ForeignKey, Index, literal, qualified, quote
 from ccdash_alembic.ddl.types import canonical
 from ccdash_alembic.errors import DataLossRefused
+from ccdash_alembic.policy import POLICY_OPTION, UNGUARDED, RunPolicy
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +116,23 @@ def lossy_conditions(column: str, old_type: str, new_type: str) -> list[tuple[st
     ]
 
 
+def _row_conditions(column: Column, change: rebuild.AlterColumn) -> list[tuple[str, str]]:
+    """SQL conditions picking the rows ``change`` cannot take, each with what is wrong with them.
+
+    (A USING expression with a subquery cannot be tried row by row; the copy itself then reports a row that
+    does not convert.)"""
+    name = quote(column.name)
+    conditions = []
+    if change.type is not None and not (change.using and expressions.has_subquery(change.using)):
+        converted = f"TRY({change.using})" if change.using else f"TRY_CAST({name} AS {change.type})"
+        conditions.append((f"{name} IS NOT NULL AND {converted} IS NULL", f"do not convert to {change.type}"))
+    if change.type is not None and not change.using:
+        conditions += lossy_conditions(name, column.type_sql(), change.type)
+    if change.nullable is False:
+        conditions.append((f"{name} IS NULL", "are NULL"))
+    return conditions
+
+
 class DuckDBImpl(DefaultImpl):
     """Alembic on DuckDB."""
 
@@ -123,8 +143,10 @@ class DuckDBImpl(DefaultImpl):
         super().__init__(*args, **kw)
         self._shadow: Connection | None = self.context_opts.get(SHADOW_OPTION)
         self._handled: set[int] = set()  # constraints already applied with their add_column
+        self._batch: list[rebuild.Change] | None = None  # the changes of the batch block being read
         self._dropped_index: set[str] = set()  # tables with an index dropped in the open transaction
-        self.data_loss_allowed = True  # the environment turns this off unless a backup was made or it is confirmed
+        policy: RunPolicy = self.context_opts.get(POLICY_OPTION, UNGUARDED)  # the run's rules (ccdash_alembic.policy)
+        self.data_loss_allowed = policy.data_loss_allowed
         self._data_losses: list[str] = []
         self._declared: set[tuple[str, str]] = set()  # tables whose drop is already in _data_losses
         self._census: dict[int, census.Count] | None = None  # the rows as the step started
@@ -194,7 +216,7 @@ class DuckDBImpl(DefaultImpl):
                 raise rebuild.PlanError(f"op.execute refused: {refused}") from None
             except duckdb.Error:
                 pass  # DuckDB says what is wrong when it runs the text
-        result = super()._exec(construct, *args, **kw)
+        result = internals.default_exec(self, construct, *args, **kw)
         if self.as_sql and self._shadow is not None and not isinstance(construct, str):
             compiled = construct.compile(dialect=self.dialect, compile_kwargs={"literal_binds": True})
             self._shadow.exec_driver_sql(str(compiled))
@@ -212,7 +234,11 @@ class DuckDBImpl(DefaultImpl):
                 self.connection.exec_driver_sql(statement)
 
     def change_table(self, table_name: str, changes: Sequence[rebuild.Change], schema: str | None = None) -> None:
-        """Plan ``changes`` to one table and run the plan (the one entry point for altering a table)."""
+        """Plan ``changes`` to one table and run the plan (the one entry point for altering a table); inside a
+        batch block they wait for its end, to be planned with the block's other changes."""
+        if self._batch is not None:
+            self._batch += changes
+            return
         if not changes:
             return
         if not self.as_sql:
@@ -220,6 +246,7 @@ class DuckDBImpl(DefaultImpl):
             for change in changes:
                 if isinstance(change, rebuild.DropColumn):
                     self._guard_data(table_name, schema, change.name)
+        enums = self._dropped_enum_columns(table_name, schema, changes)
         plan = rebuild.plan(
             self.catalog_connection(),
             table_name,
@@ -236,31 +263,44 @@ class DuckDBImpl(DefaultImpl):
                 name = change.new_name
         if any(isinstance(c, rebuild.DropIndex) for c in changes):
             self._dropped_index.add(table_name.lower())
+        self._drop_unused_types(name, schema, enums)
+
+    def _dropped_enum_columns(
+        self, table_name: str, schema: str | None, changes: Sequence[rebuild.Change]
+    ) -> list[Column]:
+        """The columns ``changes`` drop whose type is a named ENUM, read before they go."""
+        dropped = {c.name.lower() for c in changes if isinstance(c, rebuild.DropColumn)}
+        if not dropped:
+            return []
+        table = catalog.read_table(self.catalog_connection(), table_name, schema)
+        return [c for c in table.columns if c.name.lower() in dropped and c.type_name is not None]
+
+    def _drop_unused_types(self, table_name: str, schema: str | None, dropped: list[Column]) -> None:
+        """Drop the named ENUM types of dropped columns that no column uses any more (as ``drop_table`` drops
+        its own, and as ``add_column`` created them)."""
+        if not dropped:
+            return
+        source = self.catalog_connection()
+        remaining = {c.type for c in catalog.read_table(source, table_name, schema).columns}
+        unused: list[str] = []
+        for column in dropped:
+            used = column.type in remaining or catalog.type_used_elsewhere(source, column.type, table_name)
+            if not used and column.type_name is not None and column.type_name not in unused:
+                unused.append(column.type_name)
+        self.run_sql([f"DROP TYPE IF EXISTS {qualified(name, schema)}" for name in unused])
 
     def _check_rows(self, table_name: str, schema: str | None, changes: Sequence[rebuild.Change]) -> None:
-        """Refuse a type change or a NOT NULL the rows do not allow, naming them, before anything changes.
-
-        (A USING expression with a subquery cannot be tried row by row; the copy itself then reports a row that
-        does not convert.)"""
+        """Refuse a type change or a NOT NULL the rows do not allow, naming them, before anything changes."""
         assert self.connection is not None
         table = catalog.read_table(self.connection, table_name, schema)
         key = ", ".join(quote(c) for c in table.primary_key) or "rowid"
-        source = qualified(table.name, schema)
         for change in changes:
             if not isinstance(change, rebuild.AlterColumn) or not table.has_column(change.name):
                 continue
-            column = quote(table.column(change.name).name)
-            conditions = []
-            if change.type is not None and not (change.using and expressions.has_subquery(change.using)):
-                converted = f"TRY({change.using})" if change.using else f"TRY_CAST({column} AS {change.type})"
-                conditions.append((f"{column} IS NOT NULL AND {converted} IS NULL", f"do not convert to {change.type}"))
-            if change.type is not None and not change.using:
-                conditions += lossy_conditions(column, table.column(change.name).type_sql(), change.type)
-            if change.nullable is False:
-                conditions.append((f"{column} IS NULL", "are NULL"))
-            for condition, problem in conditions:
+            for condition, problem in _row_conditions(table.column(change.name), change):
                 rows = self.connection.exec_driver_sql(
-                    f"SELECT {key}, count(*) OVER () FROM {source} WHERE {condition} ORDER BY {key} LIMIT 5"
+                    f"SELECT {key}, count(*) OVER () FROM {qualified(table.name, schema)} WHERE {condition} "
+                    f"ORDER BY {key} LIMIT 5"
                 ).fetchall()
                 if rows:
                     keys = ", ".join(str(r[0]) if len(r) == 2 else str(r[:-1]) for r in rows)
@@ -376,13 +416,30 @@ class DuckDBImpl(DefaultImpl):
     # --- Alembic's operations -------------------------------------------------------------------------
 
     def add_column(self, table_name: str, column: sa.Column[Any], *, schema: str | None = None, **kw: Any) -> None:
+        if kw.get("insert_before") or kw.get("insert_after"):
+            raise rebuild.PlanError(
+                f"cannot place column {column.name} with insert_before/insert_after: DuckDB adds columns at the end"
+            )
+        self._create_named_type(column.type)
         self.change_table(table_name, self._add_column_changes(column), schema)
 
     def drop_column(self, table_name: str, column: sa.Column[Any], *, schema: str | None = None, **kw: Any) -> None:
         self.change_table(table_name, [rebuild.DropColumn(column.name)], schema)
 
     def alter_column(self, table_name: str, column_name: str, *, schema: str | None = None, **kw: Any) -> None:
+        if kw.get("type_") is not None:
+            self._create_named_type(kw["type_"])
         self.change_table(table_name, self._alter_column_changes(column_name, **kw), schema)
+
+    def _create_named_type(self, type_: Any) -> None:
+        """Create the named ENUM type a new or changed column has, unless it exists (``create_table`` creates
+        its columns' types through SQLAlchemy's table events, which adding or changing a column does not fire)."""
+        if not isinstance(type_, sa.Enum) or not type_.native_enum or not type_.name:
+            return
+        if getattr(type_, "create_type", True) and not catalog.type_exists(
+            self.catalog_connection(), str(type_.name), type_.schema
+        ):
+            self._exec(CreateEnumType(type_))
 
     def rename_table(self, old_table_name: str, new_table_name: str, schema: str | None = None) -> None:
         self.change_table(old_table_name, [rebuild.RenameTable(str(new_table_name))], schema)
@@ -391,7 +448,7 @@ class DuckDBImpl(DefaultImpl):
         if id(const) in self._handled:
             self._handled.discard(id(const))
             return
-        if const._create_rule is not None and not const._create_rule(self):
+        if not internals.constraint_wanted(const, self):
             return
         self.change_table(const.table.name, [self._constraint_change(const)], const.table.schema)
 
@@ -410,16 +467,9 @@ class DuckDBImpl(DefaultImpl):
         table = index.table.name if index.table is not None else None
         schema = index.table.schema if index.table is not None else None
         if table is None:
-            row = (
-                self.catalog_connection()
-                .exec_driver_sql(
-                    f"SELECT table_name FROM duckdb_indexes() WHERE index_name = {literal(str(index.name))}"
-                )
-                .first()
-            )
-            if row is None:
+            table = catalog.index_table(self.catalog_connection(), str(index.name))
+            if table is None:
                 raise rebuild.PlanError(f"there is no index named {index.name}")
-            table = str(row[0])
         self.change_table(table, [rebuild.DropIndex(str(index.name))], schema)
 
     def create_table_comment(self, table: sa.Table) -> None:
@@ -432,55 +482,22 @@ class DuckDBImpl(DefaultImpl):
         change = rebuild.AlterColumn(column.name, comment=column.comment)
         self.change_table(column.table.name, [change], column.table.schema)
 
-    def requires_recreate_in_batch(self, batch_op: Any) -> bool:
-        """Plan a whole ``batch_alter_table`` block as one change: at most one rebuild.
-
-        Alembic replays the block's operations one by one when this answers False; the list is replaced by one
-        call of ``apply_batch`` with all of them, so the planner sees them together.
-        """
-        entries = list(batch_op.batch)
-        batch_op.batch[:] = [("apply_batch", (batch_op.table_name, batch_op.schema, entries), {})]
-        return False
-
-    def apply_batch(
-        self, table_name: str, schema: str | None, entries: list[tuple[str, tuple[Any, ...], dict[str, Any]]]
-    ) -> None:
-        changes: list[rebuild.Change] = []
-        for opname, args, kw in entries:
-            if opname == "apply_batch":
-                self.apply_batch(*args)
-                continue
-            changes += self._batch_changes(table_name, schema, opname, args, kw)
-        self.change_table(table_name, changes, schema)
-        self._handled.clear()
-
-    def _batch_changes(
-        self, table_name: str, schema: str | None, opname: str, args: tuple[Any, ...], kw: dict[str, Any]
-    ) -> list[rebuild.Change]:
-        if opname == "add_column":
-            return self._add_column_changes(args[1])
-        if opname == "drop_column":
-            return [rebuild.DropColumn(args[1].name)]
-        if opname == "alter_column":
-            return self._alter_column_changes(args[1], **{k: v for k, v in kw.items() if k != "schema"})
-        if opname == "rename_table":
-            return [rebuild.RenameTable(str(args[1]))]
-        if opname == "add_constraint":
-            return [] if id(args[0]) in self._handled else [self._constraint_change(args[0])]
-        if opname == "drop_constraint":
-            const = args[0]
-            kind = next((k for cls, k in _CONSTRAINT_KINDS.items() if isinstance(const, cls)), None)
-            definition = catalog.read_table(self.catalog_connection(), table_name, schema)
-            return [rebuild.find_constraint(definition, str(const.name) if const.name else None, kind)]
-        if opname == "create_index":
-            return [rebuild.CreateIndex(self._index(args[0]))]
-        if opname == "drop_index":
-            return [rebuild.DropIndex(str(args[0].name))]
-        if opname in ("create_table_comment", "drop_table_comment"):
-            return [rebuild.SetTableComment(args[0].comment if opname == "create_table_comment" else None)]
-        if opname == "create_column_comment":
-            return [rebuild.AlterColumn(args[0].name, comment=args[0].comment)]
-        raise NotImplementedError(f"batch operation {opname} on DuckDB")
+    def run_batch(self, block: internals.BatchBlock) -> None:
+        """A ``batch_alter_table`` block, whatever its ``recreate``: each operation is translated by the same
+        method as when called directly, and the block is planned as one change (at most one rebuild)."""
+        if block.partial_reordering:
+            raise rebuild.PlanError(
+                f"batch_alter_table({block.table_name!r}) cannot reorder columns (partial_reordering) on DuckDB"
+            )
+        self._batch = []
+        try:
+            for method, args, kw in block.operations:
+                getattr(self, method)(*args, **kw)
+            changes = self._batch
+        finally:
+            self._batch = None
+            self._handled.clear()
+        self.change_table(block.table_name, changes, block.schema)
 
     def create_table(self, table: sa.Table, **kw: Any) -> None:
         for sequence in filter(None, map(column_sequence, table.columns)):
@@ -512,11 +529,7 @@ class DuckDBImpl(DefaultImpl):
         for column in catalog.read_table(source, table.name, table.schema).columns:
             if column.type_name is None:
                 continue
-            others = source.exec_driver_sql(
-                "SELECT count(*) FROM duckdb_columns() WHERE data_type = "
-                f"{literal(column.type)} AND table_name <> {literal(table.name)}"
-            ).scalar()
-            if not others and column.type_name not in owned:
+            if not catalog.type_used_elsewhere(source, column.type, table.name) and column.type_name not in owned:
                 owned.append(column.type_name)
         return owned
 
@@ -595,7 +608,7 @@ class DuckDBImpl(DefaultImpl):
             return (
                 tuple(fk.column_keys),
                 fk.referred_table.name,
-                tuple(e.column.name if e.column is not None else e._colspec for e in fk.elements),
+                tuple(e.column.name if e.column is not None else internals.foreign_key_spec(e) for e in fk.elements),
             )
 
         by_signature = {signature(fk): fk.name for fk in metadata_fks}
@@ -603,3 +616,7 @@ class DuckDBImpl(DefaultImpl):
             name = by_signature.get(signature(fk))
             if name is not None:
                 fk.name = name
+
+
+# Every batch_alter_table block on DuckDB, whatever its ``recreate``, goes through the planner.
+internals.route_batch_blocks(DuckDBImpl, DuckDBImpl.run_batch)

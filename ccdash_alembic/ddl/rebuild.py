@@ -23,9 +23,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from functools import singledispatch
 
 from sqlalchemy.engine import Connection
 
+from ccdash_alembic import graph
 from ccdash_alembic.ddl import catalog, expressions
 from ccdash_alembic.ddl.tabledef import (
     Check,
@@ -149,6 +151,7 @@ class Plan:
     statements: list[str]
     reasons: list[str] = field(default_factory=list)
     rebuilt: list[str] = field(default_factory=list)
+    carried: list[str] = field(default_factory=list)  # changes the rebuild makes to referencing tables
 
     def __str__(self) -> str:
         head = f"{self.strategy} change of {self.table}"
@@ -156,6 +159,8 @@ class Plan:
             head += " (" + "; ".join(self.reasons) + ")"
         if self.rebuilt:
             head += "\n  rebuilds: " + ", ".join(self.rebuilt)
+        if self.carried:
+            head += "\n  carries: " + "; ".join(self.carried)
         return head + "\n" + "\n".join(f"  {s.strip()};" for s in self.statements)
 
 
@@ -203,86 +208,123 @@ def _names(columns: Sequence[str]) -> tuple[str, ...]:
     return tuple(c.lower() for c in columns)
 
 
-def _apply(state: _State, change: Change) -> _State:
-    table = state.table
-    if isinstance(change, AddColumn):
-        if table.has_column(change.column.name):
-            raise PlanError(f"table {table.name} already has a column {change.column.name}")
-        new = replace(table, columns=(*table.columns, change.column))
-        if change.foreign_key is not None:
-            new = replace(new, foreign_keys=(*new.foreign_keys, change.foreign_key))
-        if change.unique:
-            new = replace(new, uniques=(*new.uniques, Unique((change.column.name,))))
-        sources = {**state.sources}
-        if change.column.generated is None:
-            sources[change.column.name.lower()] = None
-        return _State(new, sources, state.renamed)
-    if isinstance(change, DropColumn):
-        name = table.column(change.name).name.lower()
-        new = replace(
-            table,
-            columns=tuple(c for c in table.columns if c.name.lower() != name),
-            primary_key=() if name in _names(table.primary_key) else table.primary_key,
-            primary_key_name=None if name in _names(table.primary_key) else table.primary_key_name,
-            uniques=tuple(u for u in table.uniques if name not in _names(u.columns)),
-            checks=tuple(c for c in table.checks if name not in expressions.columns_in(c.expression)),
-            foreign_keys=tuple(f for f in table.foreign_keys if name not in _names(f.columns)),
-            indexes=tuple(i for i in table.indexes if not _index_uses(i, name)),
-        )
-        return _State(new, {k: v for k, v in state.sources.items() if k != name}, state.renamed)
-    if isinstance(change, AlterColumn):
-        return _alter(state, change)
-    if isinstance(change, RenameTable):
-        return replace(state, table=table.renamed(change.new_name))
-    if isinstance(change, AddPrimaryKey):
-        if table.primary_key:
-            raise PlanError(
-                f"table {table.name} already has a primary key ({', '.join(table.primary_key)}); drop it first"
-            )
-        columns = tuple(table.column(c).name for c in change.columns)
-        new_columns = tuple(replace(c, nullable=False) if c.name in columns else c for c in table.columns)
-        return replace(state, table=replace(table, columns=new_columns, primary_key=columns))
-    if isinstance(change, AddUnique):
-        columns = tuple(table.column(c).name for c in change.columns)
-        if any(_names(u.columns) == _names(columns) for u in table.uniques):
-            raise PlanError(f"table {table.name} already has a unique constraint on ({', '.join(columns)})")
-        return replace(state, table=replace(table, uniques=(*table.uniques, Unique(columns))))
-    if isinstance(change, AddCheck):
-        check = Check(change.expression, tuple(sorted(expressions.columns_in(change.expression))))
-        return replace(state, table=replace(table, checks=(*table.checks, check)))
-    if isinstance(change, AddForeignKey):
-        return replace(state, table=replace(table, foreign_keys=(*table.foreign_keys, change.foreign_key)))
-    if isinstance(change, CreateIndex):
-        return replace(state, table=replace(table, indexes=(*table.indexes, change.index)))
-    if isinstance(change, DropIndex):
-        if not any(i.name.lower() == change.name.lower() for i in table.indexes):
-            raise PlanError(f"table {table.name} has no index named {change.name}")
-        return replace(state, table=replace(table, indexes=tuple(i for i in table.indexes if i.name != change.name)))
-    if isinstance(change, SetTableComment):
-        return replace(state, table=replace(table, comment=change.comment))
-    if isinstance(change, DropConstraint):
-        target = change.constraint
-        if isinstance(target, tuple):
-            return replace(state, table=replace(table, primary_key=(), primary_key_name=None))
-        return replace(
-            state,
-            table=replace(
-                table,
-                uniques=tuple(u for u in table.uniques if u != target),
-                checks=tuple(c for c in table.checks if c != target),
-                foreign_keys=tuple(f for f in table.foreign_keys if f != target),
-            ),
-        )
+def _without_column(table: TableDef, name: str) -> TableDef:
+    """The table without one column (lower-cased name) and everything that uses it."""
+    in_key = name in _names(table.primary_key)
+    return replace(
+        table,
+        columns=tuple(c for c in table.columns if c.name.lower() != name),
+        primary_key=() if in_key else table.primary_key,
+        primary_key_name=None if in_key else table.primary_key_name,
+        uniques=tuple(u for u in table.uniques if name not in _names(u.columns)),
+        checks=tuple(c for c in table.checks if name not in expressions.columns_in(c.expression)),
+        foreign_keys=tuple(f for f in table.foreign_keys if name not in _names(f.columns)),
+        indexes=tuple(i for i in table.indexes if not _index_uses(i, name)),
+    )
+
+
+@singledispatch
+def _apply(change: object, state: _State) -> _State:
+    """The table as it is after ``change`` (one registration per change type)."""
     raise TypeError(change)
 
 
-def _alter(state: _State, change: AlterColumn) -> _State:
+@_apply.register
+def _(change: AddColumn, state: _State) -> _State:
     table = state.table
-    old = table.column(change.name)
+    if table.has_column(change.column.name):
+        raise PlanError(f"table {table.name} already has a column {change.column.name}")
+    new = replace(table, columns=(*table.columns, change.column))
+    if change.foreign_key is not None:
+        new = replace(new, foreign_keys=(*new.foreign_keys, change.foreign_key))
+    if change.unique:
+        new = replace(new, uniques=(*new.uniques, Unique((change.column.name,))))
+    sources = {**state.sources}
+    if change.column.generated is None:
+        sources[change.column.name.lower()] = None
+    return _State(new, sources, state.renamed)
+
+
+@_apply.register
+def _(change: DropColumn, state: _State) -> _State:
+    name = state.table.column(change.name).name.lower()
+    sources = {k: v for k, v in state.sources.items() if k != name}
+    return _State(_without_column(state.table, name), sources, state.renamed)
+
+
+@_apply.register
+def _(change: RenameTable, state: _State) -> _State:
+    return replace(state, table=state.table.renamed(change.new_name))
+
+
+@_apply.register
+def _(change: AddPrimaryKey, state: _State) -> _State:
+    table = state.table
+    if table.primary_key:
+        raise PlanError(f"table {table.name} already has a primary key ({', '.join(table.primary_key)}); drop it first")
+    columns = tuple(table.column(c).name for c in change.columns)
+    new_columns = tuple(replace(c, nullable=False) if c.name in columns else c for c in table.columns)
+    return replace(state, table=replace(table, columns=new_columns, primary_key=columns))
+
+
+@_apply.register
+def _(change: AddUnique, state: _State) -> _State:
+    table = state.table
+    columns = tuple(table.column(c).name for c in change.columns)
+    if any(_names(u.columns) == _names(columns) for u in table.uniques):
+        raise PlanError(f"table {table.name} already has a unique constraint on ({', '.join(columns)})")
+    return replace(state, table=replace(table, uniques=(*table.uniques, Unique(columns))))
+
+
+@_apply.register
+def _(change: AddCheck, state: _State) -> _State:
+    check = Check(change.expression, tuple(sorted(expressions.columns_in(change.expression))))
+    return replace(state, table=replace(state.table, checks=(*state.table.checks, check)))
+
+
+@_apply.register
+def _(change: AddForeignKey, state: _State) -> _State:
+    return replace(state, table=replace(state.table, foreign_keys=(*state.table.foreign_keys, change.foreign_key)))
+
+
+@_apply.register
+def _(change: CreateIndex, state: _State) -> _State:
+    return replace(state, table=replace(state.table, indexes=(*state.table.indexes, change.index)))
+
+
+@_apply.register
+def _(change: DropIndex, state: _State) -> _State:
+    table = state.table
+    if not any(i.name.lower() == change.name.lower() for i in table.indexes):
+        raise PlanError(f"table {table.name} has no index named {change.name}")
+    return replace(state, table=replace(table, indexes=tuple(i for i in table.indexes if i.name != change.name)))
+
+
+@_apply.register
+def _(change: SetTableComment, state: _State) -> _State:
+    return replace(state, table=replace(state.table, comment=change.comment))
+
+
+@_apply.register
+def _(change: DropConstraint, state: _State) -> _State:
+    table, target = state.table, change.constraint
+    if isinstance(target, tuple):
+        return replace(state, table=replace(table, primary_key=(), primary_key_name=None))
+    kept = replace(
+        table,
+        uniques=tuple(u for u in table.uniques if u != target),
+        checks=tuple(c for c in table.checks if c != target),
+        foreign_keys=tuple(f for f in table.foreign_keys if f != target),
+    )
+    return replace(state, table=kept)
+
+
+@_apply.register
+def _(change: AlterColumn, state: _State) -> _State:
+    old = state.table.column(change.name)
     key = old.name.lower()
     column = old
     sources = dict(state.sources)
-    renamed = dict(state.renamed)
     if change.type is not None:
         column = replace(column, type=change.type, type_name=None)
         source = state.column_source(old.name)
@@ -296,28 +338,37 @@ def _alter(state: _State, change: AlterColumn) -> _State:
         column = replace(column, default=change.default)
     if not isinstance(change.comment, _Keep):
         column = replace(column, comment=change.comment)
-    new = replace(table, columns=tuple(column if c.name.lower() == key else c for c in table.columns))
-    if change.new_name is not None and change.new_name != old.name:
-        renames = {key: change.new_name}
-        sources[change.new_name.lower()] = sources.pop(key)
-        original = next((o for o, n in renamed.items() if n.lower() == key), key)
-        renamed[original] = change.new_name
+    table = replace(state.table, columns=tuple(column if c.name.lower() == key else c for c in state.table.columns))
+    altered = _State(table, sources, state.renamed)
+    if change.new_name is None or change.new_name == old.name:
+        return altered
+    return _rename_column(altered, key, change.new_name)
 
-        def rename(names: tuple[str, ...]) -> tuple[str, ...]:
-            return tuple(renames.get(n.lower(), n) for n in names)
 
-        new = replace(
-            new,
-            columns=tuple(replace(c, name=change.new_name) if c.name.lower() == key else c for c in new.columns),
-            primary_key=rename(new.primary_key),
-            uniques=tuple(replace(u, columns=rename(u.columns)) for u in new.uniques),
-            checks=tuple(
-                replace(c, expression=expressions.rename_columns(c.expression, renames), columns=rename(c.columns))
-                for c in new.checks
-            ),
-            foreign_keys=tuple(replace(f, columns=rename(f.columns)) for f in new.foreign_keys),
-            indexes=tuple(_rename_in_index(i, renames) for i in new.indexes),
-        )
+def _rename_column(state: _State, key: str, new_name: str) -> _State:
+    """``state`` with the column ``key`` (lower-cased) renamed, in every constraint and index that uses it."""
+    renames = {key: new_name}
+    sources = dict(state.sources)
+    sources[new_name.lower()] = sources.pop(key)
+    original = next((o for o, n in state.renamed.items() if n.lower() == key), key)
+    renamed = {**state.renamed, original: new_name}
+
+    def rename(names: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(renames.get(n.lower(), n) for n in names)
+
+    table = state.table
+    new = replace(
+        table,
+        columns=tuple(replace(c, name=new_name) if c.name.lower() == key else c for c in table.columns),
+        primary_key=rename(table.primary_key),
+        uniques=tuple(replace(u, columns=rename(u.columns)) for u in table.uniques),
+        checks=tuple(
+            replace(c, expression=expressions.rename_columns(c.expression, renames), columns=rename(c.columns))
+            for c in table.checks
+        ),
+        foreign_keys=tuple(replace(f, columns=rename(f.columns)) for f in table.foreign_keys),
+        indexes=tuple(_rename_in_index(i, renames) for i in table.indexes),
+    )
     return _State(new, sources, renamed)
 
 
@@ -341,85 +392,154 @@ def _in_constraint(table: TableDef, column: str) -> list[str]:
     return found
 
 
-def _native(table: TableDef, change: Change, blocked: list[str]) -> tuple[list[str] | None, str]:
-    """Native statements for one change on ``table`` as it is, or None and the reason DuckDB would refuse."""
-    target = qualified(table.name, table.schema)
-    alter = f"ALTER TABLE {target}"
-    if isinstance(change, AddColumn):
-        if change.foreign_key is not None:
-            return None, "DuckDB cannot add a column with a foreign key"
-        if (not change.column.nullable or change.unique) and blocked:
-            return None, f"DuckDB cannot add a NOT NULL or unique column to a table with {blocked[0]}"
-        return [f"{alter} ADD COLUMN {change.column.sql()}" + (" UNIQUE" if change.unique else "")], ""
-    if isinstance(change, DropColumn):
-        if blocked:
-            return None, f"DuckDB cannot drop a column of a table with {blocked[0]}"
-        tied = _in_constraint(table, change.name)
-        if tied:
-            return None, f"column {change.name} is used by a {tied[0]}"
-        position = table.position(change.name)
-        indexed = {c.lower() for c in table.primary_key} | {c.lower() for u in table.uniques for c in u.columns}
-        if any(table.position(c) > position for c in indexed):
-            return None, "DuckDB cannot drop a column before a key column"
-        return [f"{alter} DROP COLUMN {quote(table.column(change.name).name)}"], ""
-    if isinstance(change, AlterColumn):
-        return _native_alter(table, change, blocked, alter)
-    if isinstance(change, RenameTable):
-        if blocked:
-            return None, f"DuckDB cannot rename a table with {blocked[0]}"
-        if table.foreign_keys:
-            return None, "renaming a table with foreign keys leaves DuckDB's parent tables pointing at the old name"
-        return [f"{alter} RENAME TO {quote(change.new_name)}"], ""
-    if isinstance(change, AddUnique | AddPrimaryKey):
-        if blocked:
-            return None, f"DuckDB cannot add a key to a table with {blocked[0]}"
-        if isinstance(change, AddPrimaryKey) and table.primary_key:
-            return None, "the table already has a primary key"
-        kind = "UNIQUE" if isinstance(change, AddUnique) else "PRIMARY KEY"
-        return [f"{alter} ADD {kind} ({', '.join(quote(table.column(c).name) for c in change.columns)})"], ""
-    if isinstance(change, CreateIndex):
-        return [change.index.sql(table.name, table.schema)], ""
-    if isinstance(change, DropIndex):
-        return [f"DROP INDEX {qualified(change.name, table.schema)}"], ""
-    if isinstance(change, SetTableComment):
-        value = "NULL" if change.comment is None else literal(change.comment)
-        return [f"COMMENT ON TABLE {target} IS {value}"], ""
-    if isinstance(change, AddCheck):
-        return None, "DuckDB cannot add a CHECK constraint to an existing table"
-    if isinstance(change, AddForeignKey):
-        return None, "DuckDB cannot add a FOREIGN KEY to an existing table"
+Native = tuple[list[str] | None, str]  # the statements, or None and why DuckDB would refuse
+
+
+def _alter(table: TableDef) -> str:
+    return f"ALTER TABLE {qualified(table.name, table.schema)}"
+
+
+@singledispatch
+def _native(change: object, table: TableDef, blocked: list[str]) -> Native:
+    """Native statements for one change on ``table`` as it is, or None and the reason DuckDB would refuse
+    (one registration per change type)."""
+    raise TypeError(change)
+
+
+@_native.register
+def _(change: AddColumn, table: TableDef, blocked: list[str]) -> Native:
+    if change.foreign_key is not None:
+        return None, "DuckDB cannot add a column with a foreign key"
+    if (not change.column.nullable or change.unique) and blocked:
+        return None, f"DuckDB cannot add a NOT NULL or unique column to a table with {blocked[0]}"
+    return [f"{_alter(table)} ADD COLUMN {change.column.sql()}" + (" UNIQUE" if change.unique else "")], ""
+
+
+@_native.register
+def _(change: DropColumn, table: TableDef, blocked: list[str]) -> Native:
+    if blocked:
+        return None, f"DuckDB cannot drop a column of a table with {blocked[0]}"
+    tied = _in_constraint(table, change.name)
+    if tied:
+        return None, f"column {change.name} is used by a {tied[0]}"
+    position = table.position(change.name)
+    indexed = {c.lower() for c in table.primary_key} | {c.lower() for u in table.uniques for c in u.columns}
+    if any(table.position(c) > position for c in indexed):
+        return None, "DuckDB cannot drop a column before a key column"
+    return [f"{_alter(table)} DROP COLUMN {quote(table.column(change.name).name)}"], ""
+
+
+@_native.register
+def _(change: RenameTable, table: TableDef, blocked: list[str]) -> Native:
+    if blocked:
+        return None, f"DuckDB cannot rename a table with {blocked[0]}"
+    if table.foreign_keys:
+        return None, "renaming a table with foreign keys leaves DuckDB's parent tables pointing at the old name"
+    return [f"{_alter(table)} RENAME TO {quote(change.new_name)}"], ""
+
+
+def _add_key(kind: str, columns: tuple[str, ...], table: TableDef, blocked: list[str]) -> Native:
+    if blocked:
+        return None, f"DuckDB cannot add a key to a table with {blocked[0]}"
+    return [f"{_alter(table)} ADD {kind} ({', '.join(quote(table.column(c).name) for c in columns)})"], ""
+
+
+@_native.register
+def _(change: AddPrimaryKey, table: TableDef, blocked: list[str]) -> Native:
+    if table.primary_key and not blocked:  # on a blocked table, DuckDB's refusal is the reason given
+        return None, "the table already has a primary key"
+    return _add_key("PRIMARY KEY", change.columns, table, blocked)
+
+
+@_native.register
+def _(change: AddUnique, table: TableDef, blocked: list[str]) -> Native:
+    return _add_key("UNIQUE", change.columns, table, blocked)
+
+
+@_native.register
+def _(change: CreateIndex, table: TableDef, blocked: list[str]) -> Native:
+    return [change.index.sql(table.name, table.schema)], ""
+
+
+@_native.register
+def _(change: DropIndex, table: TableDef, blocked: list[str]) -> Native:
+    return [f"DROP INDEX {qualified(change.name, table.schema)}"], ""
+
+
+@_native.register
+def _(change: SetTableComment, table: TableDef, blocked: list[str]) -> Native:
+    value = "NULL" if change.comment is None else literal(change.comment)
+    return [f"COMMENT ON TABLE {qualified(table.name, table.schema)} IS {value}"], ""
+
+
+@_native.register
+def _(change: AddCheck, table: TableDef, blocked: list[str]) -> Native:
+    return None, "DuckDB cannot add a CHECK constraint to an existing table"
+
+
+@_native.register
+def _(change: AddForeignKey, table: TableDef, blocked: list[str]) -> Native:
+    return None, "DuckDB cannot add a FOREIGN KEY to an existing table"
+
+
+@_native.register
+def _(change: DropConstraint, table: TableDef, blocked: list[str]) -> Native:
     return None, "DuckDB cannot drop a constraint"
 
 
-def _native_alter(table: TableDef, change: AlterColumn, blocked: list[str], alter: str) -> tuple[list[str] | None, str]:
+@_native.register
+def _(change: AlterColumn, table: TableDef, blocked: list[str]) -> Native:
+    """Each attribute the change sets, as its own statement; the first DuckDB would refuse stops them all."""
     column = table.column(change.name)
-    name = quote(column.name)
     statements: list[str] = []
-    tied = _in_constraint(table, column.name)
-    if change.type is not None:
-        if blocked or tied:
-            return None, f"DuckDB cannot change the type of a column of a table with {(blocked or tied)[0]}"
-        using = f" USING {change.using}" if change.using else ""
-        statements.append(f"{alter} ALTER COLUMN {name} TYPE {change.type}{using}")
-    if change.nullable is not None and change.nullable != column.nullable:
-        if blocked:
-            return None, f"DuckDB cannot change NOT NULL on a table with {blocked[0]}"
-        statements.append(f"{alter} ALTER COLUMN {name} {'DROP' if change.nullable else 'SET'} NOT NULL")
-    if not isinstance(change.default, _Keep):
-        if change.default is None:
-            statements.append(f"{alter} ALTER COLUMN {name} DROP DEFAULT")
-        else:
-            statements.append(f"{alter} ALTER COLUMN {name} SET DEFAULT {change.default}")
-    if not isinstance(change.comment, _Keep):
-        value = "NULL" if change.comment is None else literal(change.comment)
-        statements.append(f"COMMENT ON COLUMN {qualified(table.name, table.schema)}.{name} IS {value}")
-    if change.new_name is not None and change.new_name != column.name:
-        if blocked:
-            return None, f"DuckDB cannot rename a column of a table with {blocked[0]}"
-        if "foreign key" in tied:
-            return None, "DuckDB cannot rename a column used by a foreign key"
-        statements.append(f"{alter} RENAME COLUMN {name} TO {quote(change.new_name)}")
+    for part in (_native_type, _native_nullable, _native_default, _native_comment, _native_rename):
+        native, reason = part(change, column, table, blocked)
+        if native is None:
+            return None, reason
+        statements += native
     return statements, ""
+
+
+def _native_type(change: AlterColumn, column: Column, table: TableDef, blocked: list[str]) -> Native:
+    if change.type is None:
+        return [], ""
+    tied = _in_constraint(table, column.name)
+    if blocked or tied:
+        return None, f"DuckDB cannot change the type of a column of a table with {(blocked or tied)[0]}"
+    using = f" USING {change.using}" if change.using else ""
+    return [f"{_alter(table)} ALTER COLUMN {quote(column.name)} TYPE {change.type}{using}"], ""
+
+
+def _native_nullable(change: AlterColumn, column: Column, table: TableDef, blocked: list[str]) -> Native:
+    if change.nullable is None or change.nullable == column.nullable:
+        return [], ""
+    if blocked:
+        return None, f"DuckDB cannot change NOT NULL on a table with {blocked[0]}"
+    return [f"{_alter(table)} ALTER COLUMN {quote(column.name)} {'DROP' if change.nullable else 'SET'} NOT NULL"], ""
+
+
+def _native_default(change: AlterColumn, column: Column, table: TableDef, blocked: list[str]) -> Native:
+    if isinstance(change.default, _Keep):
+        return [], ""
+    action = "DROP DEFAULT" if change.default is None else f"SET DEFAULT {change.default}"
+    return [f"{_alter(table)} ALTER COLUMN {quote(column.name)} {action}"], ""
+
+
+def _native_comment(change: AlterColumn, column: Column, table: TableDef, blocked: list[str]) -> Native:
+    if isinstance(change.comment, _Keep):
+        return [], ""
+    value = "NULL" if change.comment is None else literal(change.comment)
+    return [f"COMMENT ON COLUMN {qualified(table.name, table.schema)}.{quote(column.name)} IS {value}"], ""
+
+
+def _native_rename(change: AlterColumn, column: Column, table: TableDef, blocked: list[str]) -> Native:
+    if change.new_name is None or change.new_name == column.name:
+        return [], ""
+    if blocked:
+        return None, f"DuckDB cannot rename a column of a table with {blocked[0]}"
+    if "foreign key" in _in_constraint(table, column.name):
+        return None, "DuckDB cannot rename a column used by a foreign key"
+    return [f"{_alter(table)} RENAME COLUMN {quote(column.name)} TO {quote(change.new_name)}"], ""
 
 
 # --- the plan ---------------------------------------------------------------------------------------------
@@ -448,7 +568,7 @@ def plan(
     statements: list[str] | None = []
     reasons = []
     for change in changes:
-        native, reason = _native(state.table, change, blocked)
+        native, reason = _native(change, state.table, blocked)
         if native is None:
             statements = None
             reasons.append(reason)
@@ -458,7 +578,7 @@ def plan(
             blocked.append(f"an index ({change.index.name})")
         if isinstance(change, DropIndex):
             blocked.append("an index dropped earlier in this transaction (DuckDB keeps it until commit)")
-        state = _apply(state, change)
+        state = _apply(change, state)
     if statements is not None:
         return Plan(table.name, "native", statements)
     return _rebuild(conn, table, state, reasons)
@@ -474,24 +594,37 @@ def _dependents(conn: Connection, table: TableDef) -> list[TableDef]:
             if child.lower() not in found and child.lower() != table.name.lower():
                 found[child.lower()] = catalog.read_table(conn, child, table.schema)
                 frontier.append(child)
-    ordered: list[TableDef] = []
-    placed = {table.name.lower()}
-    while found:
-        ready = [
-            t
-            for key, t in found.items()
-            if all(
-                f.ref_table.lower() in placed or f.ref_table.lower() == key or f.ref_table.lower() not in found
-                for f in t.foreign_keys
-            )
-        ]
-        if not ready:
-            raise PlanError(f"the tables {', '.join(t.name for t in found.values())} reference each other in a cycle")
-        for t in sorted(ready, key=lambda t: t.name):
-            ordered.append(t)
-            placed.add(t.name.lower())
-            del found[t.name.lower()]
-    return ordered
+    depends_on = {key: [f.ref_table.lower() for f in t.foreign_keys] for key, t in found.items()}
+    try:
+        return [found[key] for key in graph.ordered(depends_on, name=lambda key: found[key].name)]
+    except graph.Cycle as cycle:
+        raise PlanError(f"the tables {', '.join(cycle.members)} reference each other in a cycle") from None
+
+
+def _recreated(dependents: list[TableDef], old: TableDef, state: _State) -> tuple[list[TableDef], list[str]]:
+    """The referencing tables as they are created again, and what the rebuild changes in them besides.
+
+    Their foreign keys follow the table's new name and column names. DuckDB requires a foreign key column to
+    have exactly its key's type, so a key whose type changes carries the new type to the columns that
+    reference it, and on to the columns that reference those (``dependents`` are in that order).
+    """
+    new_keys: dict[tuple[str, str], Column] = {}
+    for column in old.columns:
+        new_name = state.renamed.get(column.name.lower(), column.name)
+        if state.table.has_column(new_name) and state.table.column(new_name).type_sql() != column.type_sql():
+            new_keys[(old.name.lower(), column.name.lower())] = state.table.column(new_name)
+    recreated, carried = [], []
+    for child in dependents:
+        columns = {c.name.lower(): c for c in child.columns}
+        for fk in child.foreign_keys:
+            for name, ref in zip(fk.columns, fk.ref_columns, strict=True):
+                key = new_keys.get((fk.ref_table.lower(), ref.lower()))
+                if key is not None and columns[name.lower()].type_sql() != key.type_sql():
+                    columns[name.lower()] = replace(columns[name.lower()], type=key.type, type_name=key.type_name)
+                    new_keys[(child.name.lower(), name.lower())] = key
+                    carried.append(f"{child.name}.{name} becomes {key.type_sql()}, the type of {fk.ref_table}.{ref}")
+        recreated.append(_retarget(replace(child, columns=tuple(columns.values())), old, state))
+    return recreated, carried
 
 
 def _retarget(child: TableDef, old: TableDef, state: _State) -> TableDef:
@@ -534,7 +667,7 @@ def _rebuild(conn: Connection, old: TableDef, state: _State, reasons: list[str])
         statements.append(f"DROP TABLE {qualified(dependent.name, schema)}")
     statements.append(f"DROP TABLE {qualified(old.name, schema)}")
     statements += after_drop
-    recreated = [_retarget(d, old, state) for d in dependents]
+    recreated, carried = _recreated(dependents, old, state)
     for dependent in recreated:
         stored = ", ".join(quote(c.name) for c in dependent.stored_columns())
         keep = quote(TEMP_PREFIX + "keep_" + dependent.name)
@@ -553,7 +686,7 @@ def _rebuild(conn: Connection, old: TableDef, state: _State, reasons: list[str])
     statements.append(f"DROP TABLE {quote(counts)}")
     for table in [new, *recreated]:
         statements += table.index_sql() + table.comment_sql()
-    return Plan(old.name, "rebuild", statements, reasons, [new.name, *(d.name for d in recreated)])
+    return Plan(old.name, "rebuild", statements, reasons, [new.name, *(d.name for d in recreated)], carried)
 
 
 def _copy_statements(old: TableDef, new: TableDef, state: _State) -> tuple[list[str], list[str]]:
@@ -603,6 +736,29 @@ def _refuse_removing_referenced_columns(dependents: list[TableDef], old: TableDe
 _KINDS = {"primary": "primary key", "unique": "unique constraint", "foreignkey": "foreign key", "check": "check"}
 
 
+@dataclass(frozen=True)
+class _Candidate:
+    kind: str
+    name: str | None
+    columns: tuple[str, ...]
+    constraint: Unique | Check | ForeignKey | tuple[str, ...]
+
+    def describe(self) -> str:
+        return f"{self.name} ({_KINDS[self.kind]} on {', '.join(self.columns)})"
+
+    def is_named(self, name: str | None) -> bool:
+        return name is not None and self.name is not None and self.name.lower() == name.lower()
+
+
+def _candidates(table: TableDef) -> list[_Candidate]:
+    found = [_Candidate("primary", table.primary_key_name, table.primary_key, table.primary_key)]
+    found = found if table.primary_key else []
+    found += [_Candidate("unique", u.name, u.columns, u) for u in table.uniques]
+    found += [_Candidate("foreignkey", f.name, f.columns, f) for f in table.foreign_keys]
+    found += [_Candidate("check", c.name, c.columns, c) for c in table.checks]
+    return found
+
+
 def find_constraint(table: TableDef, name: str | None, kind: str | None) -> DropConstraint:
     """The constraint ``op.drop_constraint(name, table, type_=kind)`` means, though DuckDB keeps no names.
 
@@ -610,21 +766,15 @@ def find_constraint(table: TableDef, name: str | None, kind: str | None) -> Drop
     ``t_id_pkey``, as reflection reports them); else, when ``type_`` is given and the table has exactly one
     constraint of that kind, that one. Anything else is refused with the table's constraints listed.
     """
-    candidates: list[tuple[str, str | None, tuple[str, ...], Unique | Check | ForeignKey | tuple[str, ...]]] = []
-    if table.primary_key:
-        candidates.append(("primary", table.primary_key_name, table.primary_key, table.primary_key))
-    candidates += [("unique", u.name, u.columns, u) for u in table.uniques]
-    candidates += [("foreignkey", f.name, f.columns, f) for f in table.foreign_keys]
-    candidates += [("check", c.name, c.columns, c) for c in table.checks]
     if kind is not None and kind not in _KINDS:
         raise PlanError(f"unknown constraint type {kind!r}; use one of {', '.join(_KINDS)}")
-    of_kind = [c for c in candidates if kind is None or c[0] == kind]
-    by_name = [c for c in of_kind if name is not None and c[1] is not None and c[1].lower() == name.lower()]
+    of_kind = [c for c in _candidates(table) if kind in (None, c.kind)]
+    by_name = [c for c in of_kind if c.is_named(name)]
     if len(by_name) == 1:
-        return DropConstraint(by_name[0][3])
+        return DropConstraint(by_name[0].constraint)
     if kind is not None and len(of_kind) == 1:
-        return DropConstraint(of_kind[0][3])
-    listed = "; ".join(f"{c[1]} ({_KINDS[c[0]]} on {', '.join(c[2])})" for c in of_kind) or "none"
+        return DropConstraint(of_kind[0].constraint)
+    listed = "; ".join(c.describe() for c in of_kind) or "none"
     raise PlanError(
         f"table {table.name} has no {_KINDS.get(kind or '', 'constraint')} that matches {name!r} "
         f"(DuckDB keeps no constraint names; it has: {listed}); drop it by one of those names"

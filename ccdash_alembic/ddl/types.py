@@ -74,21 +74,27 @@ def parse_type(data_type: str, enum_names: dict[tuple[str, ...], str] | None = N
     if simple is not None:
         return simple()
     call = sqltext.parenthesized(text)
-    if call is not None:
-        name, args = call[0].upper(), sqltext.split_top_level(call[1])
-        if name in ("DECIMAL", "NUMERIC") and len(args) == 2:
-            return sqltypes.NUMERIC(int(args[0]), int(args[1]))
-        if name == "ENUM":
-            return _enum(args, enum_names or {})
-        if name in ("STRUCT", "UNION"):
-            fields = _fields(args, enum_names)
-            return ddt.Struct(fields) if name == "STRUCT" else ddt.Union(fields)
-        if name == "MAP" and len(args) == 2:
-            return ddt.Map(parse_type(args[0], enum_names), parse_type(args[1], enum_names))
-        if name == "VARCHAR":
-            return sqltypes.VARCHAR()
+    parsed = _parameterized(call[0].upper(), sqltext.split_top_level(call[1]), enum_names) if call else None
+    if parsed is not None:
+        return parsed
     warnings.warn(f"Did not recognize DuckDB type {data_type!r}", sa.exc.SAWarning, stacklevel=2)
     return sqltypes.NULLTYPE
+
+
+def _parameterized(name: str, args: list[str], enum_names: dict[tuple[str, ...], str] | None) -> TypeEngine[Any] | None:
+    """A type written ``NAME(args)``, or None if the name is not one of them."""
+    if name in ("DECIMAL", "NUMERIC") and len(args) == 2:
+        return sqltypes.NUMERIC(int(args[0]), int(args[1]))
+    if name == "ENUM":
+        return _enum(args, enum_names or {})
+    if name in ("STRUCT", "UNION"):
+        fields = _fields(args, enum_names)
+        return ddt.Struct(fields) if name == "STRUCT" else ddt.Union(fields)
+    if name == "MAP" and len(args) == 2:
+        return ddt.Map(parse_type(args[0], enum_names), parse_type(args[1], enum_names))
+    if name == "VARCHAR":
+        return sqltypes.VARCHAR()
+    return None
 
 
 def _enum(args: Sequence[str], enum_names: dict[tuple[str, ...], str]) -> TypeEngine[Any]:
