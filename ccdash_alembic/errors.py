@@ -131,18 +131,10 @@ def revision_problem(config: Config, error: BaseException) -> MigrateError | Non
         ResolutionError,
     )
 
-    todo = "Fix the revision files (ccdash-migrate validate lists every problem); nothing was changed"
     causes = _causes(error)
-    for cause in causes:
-        if isinstance(cause, SyntaxError) and cause.filename and _in_versions(config, cause.filename):
-            return InvalidRevisions(
-                f"revision file {cause.filename} has a syntax error at line {cause.lineno}: {cause.msg}", todo
-            )
-        loading = _revision_file_frame(config, cause)
-        if loading is not None:
-            return InvalidRevisions(
-                f"revision file {loading} cannot be loaded: {type(cause).__name__}: {first_line(cause)}", todo
-            )
+    in_a_file = _file_problem(config, causes)
+    if in_a_file is not None:
+        return InvalidRevisions(in_a_file, _FIX_REVISIONS)
     graph = (CycleDetected, DependencyCycleDetected, LoopDetected, DependencyLoopDetected, MultipleHeads)
     in_graph = any(isinstance(c, graph) or (isinstance(c, KeyError) and _raised_in_revision_map(c)) for c in causes)
     unresolved = next((c for c in causes if isinstance(c, ResolutionError)), None)
@@ -150,12 +142,26 @@ def revision_problem(config: Config, error: BaseException) -> MigrateError | Non
         return None
     finding = _graph_finding(config)
     if finding is not None:
-        return InvalidRevisions(f"the revision files are invalid: {finding}", todo)
+        return InvalidRevisions(f"the revision files are invalid: {finding}", _FIX_REVISIONS)
     if unresolved is not None:
         if unresolved.argument not in _database_versions(config):
             return None  # a revision the user asked for: Alembic's own error (exit code 255) says it
         return at_unknown_revision(str(unresolved.argument))
-    return InvalidRevisions(f"the revision files are invalid: {first_line(error)}", todo)
+    return InvalidRevisions(f"the revision files are invalid: {first_line(error)}", _FIX_REVISIONS)
+
+
+_FIX_REVISIONS = "Fix the revision files (ccdash-migrate validate lists every problem); nothing was changed"
+
+
+def _file_problem(config: Config, causes: list[BaseException]) -> str | None:
+    """What is wrong with one revision file, when one of the causes is its syntax or raised while it loaded."""
+    for cause in causes:
+        if isinstance(cause, SyntaxError) and cause.filename and _in_versions(config, cause.filename):
+            return f"revision file {cause.filename} has a syntax error at line {cause.lineno}: {cause.msg}"
+        loading = _revision_file_frame(config, cause)
+        if loading is not None:
+            return f"revision file {loading} cannot be loaded: {type(cause).__name__}: {first_line(cause)}"
+    return None
 
 
 def user_error(config: Config, error: BaseException) -> MigrateError | None:

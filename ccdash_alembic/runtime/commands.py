@@ -30,7 +30,7 @@ from ccdash_alembic.errors import (
     at_unknown_revision,
 )
 from ccdash_alembic.runtime import backup as backups
-from ccdash_alembic.runtime import checksum, database, revision_text, sqlfiles, web
+from ccdash_alembic.runtime import checksum, database, history_queries, history_tables, revision_text, sqlfiles, web
 from ccdash_alembic.runtime import history as log
 from ccdash_alembic.runtime import rehearse as rehearsal
 from ccdash_alembic.runtime import state as states
@@ -135,58 +135,68 @@ def status(config: Config, json_output: bool = False) -> None:
     state = _read(config, settings_of(config))
     if json_output:
         output.as_json(state.as_dict())
-        _refuse_unknown_revision(state)
-        return
+    else:
+        output.fields(_status_fields(state))
+        print()
+        output.table(
+            ["Revision", "State", "Time", "Name"],
+            [[r.revision, r.state, _milliseconds(r.execution_time_ms), r.name] for r in state.revisions],
+            [r.state for r in state.revisions],
+        )
+    _refuse_unknown_revision(state)
+
+
+def _status_fields(state: states.Status) -> list[tuple[str, str, str | None]]:
+    """``status``'s lines: each with its value and, when it calls for attention, its state word."""
     names = {r.revision: r.name for r in state.revisions}
 
     def described(revisions: list[str]) -> str:
         return ", ".join(f"{r} ({names.get(r, 'no such revision file')})" for r in revisions) or "none (base)"
 
-    dirty = f"yes: {state.dirty[0]} did not finish (since {state.dirty[1]:%Y-%m-%d %H:%M} UTC)" if state.dirty else "no"
-    failure = state.last_failure
-    more = len(state.failures) - 1
-    schema_version = state.version_mismatch or (
-        "names the revision that left the dirty mark"
-        if state.dirty
-        else "agrees with alembic_version"
-        if state.exists
-        else "none (no database yet)"
-    )
     unrecorded = ", ".join(state.unrecorded) + " (applied, but no history row records them: ccdash-migrate repair)"
-    output.fields(
-        [
-            ("Database", state.database + ("" if state.exists else " (does not exist yet)"), None),
-            ("Current", described(state.current), None),
-            ("Head", described(state.heads), None),
-            ("Pending", ", ".join(r.revision for r in state.pending) or "none", "pending" if state.pending else None),
-            ("Dirty", dirty, "dirty" if state.dirty else None),
-            ("Schema version", schema_version, "dirty" if state.version_mismatch else None),
-            ("Unrecorded", unrecorded if state.unrecorded else "none", "dirty" if state.unrecorded else None),
-            ("Changed files", ", ".join(state.drift) or "none", "drift" if state.drift else None),
-            (
-                "Last failure",
-                f"{failure.version} at {failure.applied_at:%Y-%m-%d %H:%M:%S} UTC: {failure.error_message}; "
-                f"{state.failure_remedy(failure)}" + (f" (and {more} more: ccdash-migrate validate)" if more else "")
-                if failure
-                else "none",
-                "failed" if failure else None,
-            ),
-            (
-                "DuckDB 1.1",
-                f"opens this file only as {state.name_bound} (DuckDB 2.x wrote its indexes)"
-                if state.name_bound
-                else "opens it under any name",
-                "pending" if state.name_bound else None,
-            ),
-        ]
+    return [
+        ("Database", state.database + ("" if state.exists else " (does not exist yet)"), None),
+        ("Current", described(state.current), None),
+        ("Head", described(state.heads), None),
+        ("Pending", ", ".join(r.revision for r in state.pending) or "none", "pending" if state.pending else None),
+        ("Dirty", _dirty_line(state), "dirty" if state.dirty else None),
+        ("Schema version", _schema_version_line(state), "dirty" if state.version_mismatch else None),
+        ("Unrecorded", unrecorded if state.unrecorded else "none", "dirty" if state.unrecorded else None),
+        ("Changed files", ", ".join(state.drift) or "none", "drift" if state.drift else None),
+        ("Last failure", _last_failure_line(state), "failed" if state.last_failure else None),
+        (
+            "DuckDB 1.1",
+            f"opens this file only as {state.name_bound} (DuckDB 2.x wrote its indexes)"
+            if state.name_bound
+            else "opens it under any name",
+            "pending" if state.name_bound else None,
+        ),
+    ]
+
+
+def _dirty_line(state: states.Status) -> str:
+    if not state.dirty:
+        return "no"
+    return f"yes: {state.dirty[0]} did not finish (since {state.dirty[1]:%Y-%m-%d %H:%M} UTC)"
+
+
+def _schema_version_line(state: states.Status) -> str:
+    if state.version_mismatch:
+        return state.version_mismatch
+    if state.dirty:
+        return "names the revision that left the dirty mark"
+    return "agrees with alembic_version" if state.exists else "none (no database yet)"
+
+
+def _last_failure_line(state: states.Status) -> str:
+    failure = state.last_failure
+    if failure is None:
+        return "none"
+    more = len(state.failures) - 1
+    return (
+        f"{failure.version} at {failure.applied_at:%Y-%m-%d %H:%M:%S} UTC: {failure.error_message}; "
+        f"{state.failure_remedy(failure)}" + (f" (and {more} more: ccdash-migrate validate)" if more else "")
     )
-    print()
-    output.table(
-        ["Revision", "State", "Time", "Name"],
-        [[r.revision, r.state, _milliseconds(r.execution_time_ms), r.name] for r in state.revisions],
-        [r.state for r in state.revisions],
-    )
-    _refuse_unknown_revision(state)
 
 
 def history(config: Config, json_output: bool = False, slowest: bool = False) -> None:
@@ -204,7 +214,7 @@ def history(config: Config, json_output: bool = False, slowest: bool = False) ->
     _refuse_unknown_revision(state)
 
 
-def _history_table(steps: list[states.Step]) -> None:
+def _history_table(steps: list[history_tables.Step]) -> None:
     output.table(
         ["Time (UTC)", "Direction", "Revision", "Name", "Duration", "Status", "Checksum"],
         [
@@ -319,7 +329,7 @@ def backup(config: Config, list_only: bool = False) -> None:
         raise UsageError(f"there is no database at {target.describe()}", "Nothing to back up")
     with connection:  # held (read-only: nothing writes) while a child process copies the file
         heads = MigrationContext.configure(connection).get_current_heads()
-        identity = log.database_id(connection)
+        identity = history_queries.database_id(connection)
         made = backups.create(target, settings, ",".join(sorted(heads)), identity, kind="manual")
     print(made.folder)
 
@@ -350,32 +360,52 @@ def repair(config: Config, clear_failure: list[str] | None = None) -> None:
     script = ScriptDirectory.from_config(config)
     with connection:
         state = states.read_connection(connection, script, target.describe())
-        asked = list(dict.fromkeys(clear_failure or []))
-        unknown = [r for r in asked if r not in {f.version for f in state.failures}]
-        if unknown:
-            raise UsageError(
-                f"revision {unknown[0]} has no unresolved failure to clear",
-                "ccdash-migrate validate lists the failures there are; nothing was changed",
-            )
-        cleared = [f for f in state.failures if f.version in asked or not state.has_file(f.version)]
+        cleared = _failures_to_clear(state, clear_failure or [])
         if not (state.dirty or cleared or state.unrecorded or state.version_mismatch):
-            left = [f for f in state.failures if f not in cleared]
             print("Nothing to repair: the database is not marked dirty and its records agree")
-            for failure in left:
-                print(f"Revision {failure.version} failed and is not resolved: {state.failure_remedy(failure)}")
+            _print_unresolved(state, cleared)
             return
-        # the run's settings, so an earlier tool's history is taken over by the application's adopters
-        context = MigrationContext.configure(connection, opts={SETTINGS_OPTION: settings})
-        log.ensure_tables(context)
-        heads = context.get_current_heads()
-        done = [_clear_dirty_mark(context, state.dirty, heads)] if state.dirty else []
-        done += [_clear_failure(context, failure, state.has_file(failure.version)) for failure in cleared]
-        done += [_record_applied(context, script, revision) for revision in state.unrecorded]
-        if state.version_mismatch and not state.dirty:
-            done.append(_rewrite_schema_version(context, connection, state.version_mismatch, heads))
+        done = _repair(connection, settings, script, state, cleared)
         connection.commit()
     for note in done:
         print(note[0].upper() + note[1:])
+    _print_unresolved(state, cleared)
+
+
+def _failures_to_clear(state: states.Status, asked: list[str]) -> list[history_tables.Step]:
+    """The failures ``repair`` resolves: those named with --clear-failure (each must be one), and those whose
+    revision file is gone."""
+    named = list(dict.fromkeys(asked))
+    unknown = [r for r in named if r not in {f.version for f in state.failures}]
+    if unknown:
+        raise UsageError(
+            f"revision {unknown[0]} has no unresolved failure to clear",
+            "ccdash-migrate validate lists the failures there are; nothing was changed",
+        )
+    return [f for f in state.failures if f.version in named or not state.has_file(f.version)]
+
+
+def _repair(
+    connection: Connection,
+    settings: Settings,
+    script: ScriptDirectory,
+    state: states.Status,
+    cleared: list[history_tables.Step],
+) -> list[str]:
+    """Make each repair in the open transaction, each with its row; what was done, in words."""
+    # the run's settings, so an earlier tool's history is taken over by the application's adopters
+    context = MigrationContext.configure(connection, opts={SETTINGS_OPTION: settings})
+    log.ensure_tables(context)
+    heads = context.get_current_heads()
+    done = [_clear_dirty_mark(context, state.dirty, heads)] if state.dirty else []
+    done += [_clear_failure(context, failure, state.has_file(failure.version)) for failure in cleared]
+    done += [_record_applied(context, script, revision) for revision in state.unrecorded]
+    if state.version_mismatch and not state.dirty:
+        done.append(_rewrite_schema_version(context, connection, state.version_mismatch, heads))
+    return done
+
+
+def _print_unresolved(state: states.Status, cleared: list[history_tables.Step]) -> None:
     for failure in state.failures:
         if failure not in cleared:
             print(f"Revision {failure.version} failed and is not resolved: {state.failure_remedy(failure)}")
@@ -391,7 +421,7 @@ def _clear_dirty_mark(context: MigrationContext, mark: tuple[str, datetime], hea
     return note
 
 
-def _clear_failure(context: MigrationContext, failure: states.Step, has_file: bool) -> str:
+def _clear_failure(context: MigrationContext, failure: history_tables.Step, has_file: bool) -> str:
     """A ``repair`` row after a failed step resolves it: nothing of a failed step was applied, so the revision
     counts as pending (or, its file gone, as nothing at all)."""
     why = "cleared with --clear-failure, so it counts as pending" if has_file else "its revision file no longer exists"
@@ -433,7 +463,7 @@ def _rewrite_schema_version(
     context: MigrationContext, connection: Connection, mismatch: str, heads: tuple[str, ...]
 ) -> str:
     """Rewrite ``schema_version`` from ``alembic_version`` (what Alembic acts on), keeping one row."""
-    table = log.schema_version
+    table = history_tables.schema_version
     rows = connection.execute(table.select().order_by(table.c.updated_at.desc())).all()
     if len(rows) > 1:
         context.execute(table.delete().where(table.c.version != rows[0].version))

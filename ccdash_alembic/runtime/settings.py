@@ -144,28 +144,10 @@ class Settings:
         section = {
             k: v for k, v in (config.get_section(SECTION) or {}).items() if k not in defaults and k != applications.KEY
         }
-        raw = {**section, **x_arguments}
-        values: dict[str, Any] = {}
-        for name, text in raw.items():
-            if name not in known:
-                raise UsageError(
-                    f"unknown option {name!r}",
-                    f"Known options: {', '.join(sorted(known))} (as -x name=value or in [{SECTION}] of alembic.ini).",
-                )
-            if not text.strip():
-                fallback = _fallback(config, application)
-                # "-x db=$CCDASH_DB" with the variable unset: falling back to the default database would work
-                # on a database nobody named
-                given = f"-x {name}=" if name in x_arguments else f"{name} = in [{SECTION}] of alembic.ini"
-                raise UsageError(
-                    f"option {name!r} is empty ({given})",
-                    "Give a value (an unset shell variable gives an empty one), or leave the option out"
-                    + (f" to use {fallback}" if name in ("db", "url") and fallback else ""),
-                )
-            try:
-                values[name] = known[name](text)
-            except ValueError as exc:
-                raise UsageError(f"option {name!r}: {exc}", "Correct the value and run again.") from exc
+        values = {
+            name: _parse(name, text, known, config, application, from_command_line=name in x_arguments)
+            for name, text in {**section, **x_arguments}.items()
+        }
         extra = {name: values.pop(name) for name in own if name in values}
         return cls(**values, application=application, extra=extra, config_url=config.get_main_option("sqlalchemy.url"))
 
@@ -209,6 +191,36 @@ def application_of(config: Config, given: Application | None = None) -> Applicat
             )
         return found
     return named or applications.GENERIC
+
+
+def _parse(
+    name: str,
+    text: str,
+    known: Mapping[str, Callable[[str], Any]],
+    config: Config,
+    application: Application,
+    from_command_line: bool,
+) -> Any:
+    """One option's value, refused when the option is unknown, empty or malformed."""
+    if name not in known:
+        raise UsageError(
+            f"unknown option {name!r}",
+            f"Known options: {', '.join(sorted(known))} (as -x name=value or in [{SECTION}] of alembic.ini).",
+        )
+    if not text.strip():
+        fallback = _fallback(config, application)
+        # "-x db=$CCDASH_DB" with the variable unset: falling back to the default database would work on a
+        # database nobody named
+        given = f"-x {name}=" if from_command_line else f"{name} = in [{SECTION}] of alembic.ini"
+        raise UsageError(
+            f"option {name!r} is empty ({given})",
+            "Give a value (an unset shell variable gives an empty one), or leave the option out"
+            + (f" to use {fallback}" if name in ("db", "url") and fallback else ""),
+        )
+    try:
+        return known[name](text)
+    except ValueError as exc:
+        raise UsageError(f"option {name!r}: {exc}", "Correct the value and run again.") from exc
 
 
 def _fallback(config: Config, application: Application) -> str | None:
