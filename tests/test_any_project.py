@@ -1,7 +1,7 @@
 """Alembic on DuckDB for a project that is not CCDash: one made with the stock ``alembic init``.
 
-The README's section "Alembic on DuckDB in your own project" is run as written (its blocks are read from the
-README between ``<!-- any-project-... -->`` markers): first with the stock ``env.py`` untouched (rebuilding
+The page ``docs/duckdb-layer.md`` ("Alembic on DuckDB in your own project") is run as written (its blocks are
+read from it between ``<!-- any-project-... -->`` markers): first with the stock ``env.py`` untouched (rebuilding
 operations up and down, every row kept), then with the one call that adds this tool's history, checksums,
 lock, backups and guards. Nothing of CCDash (its default database, its variable, its option, its hook
 names, its Go tool's history) reaches such a project.
@@ -19,10 +19,11 @@ from pathlib import Path
 import duckdb
 import pytest
 from conftest import BIN, REPO, hold, snapshot
+from docblocks import block
 
 from ccdash_alembic.errors import ExitCode
 
-README = (REPO / "README.md").read_text()
+GUIDE = "docs/duckdb-layer.md"
 STOCK_ENDING = "if context.is_offline_mode():\n    run_migrations_offline()\nelse:\n    run_migrations_online()\n"
 CCDASH = "ccdash_alembic.ccdash.application:CCDASH"
 
@@ -94,10 +95,6 @@ NATIVE = {
 }
 
 
-def readme_block(name: str, language: str) -> str:
-    return README.split(f"<!-- {name} -->\n```{language}\n", 1)[1].split("```", 1)[0]
-
-
 def environment(home: Path, **extra: str) -> dict[str, str]:
     """This virtual environment's commands first on PATH, an empty HOME, and no CCDash variable unless given."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CCDASH_") and k != "ALEMBIC_CONFIG"}
@@ -112,12 +109,12 @@ def sh(script: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProce
 
 
 def init_project(tmp_path: Path) -> tuple[Path, dict[str, str]]:
-    """The README's first block, run in a new folder: a stock ``alembic init`` project on ``app.db``."""
+    """The guide's first block, run in a new folder: a stock ``alembic init`` project on ``app.db``."""
     root, home = tmp_path / "project", tmp_path / "home"
     root.mkdir()
     home.mkdir()
     env = environment(home)
-    done = sh(readme_block("any-project-init", "sh"), root, env)
+    done = sh(block(GUIDE, "any-project-init", "sh"), root, env)
     assert done.returncode == 0, done.stderr
     assert "sqlalchemy.url = duckdb:///app.db\n" in (root / "alembic.ini").read_text()
     return root, env
@@ -129,11 +126,11 @@ def write_revisions(root: Path, *texts: str) -> None:
 
 
 def use_run(root: Path) -> None:
-    """The README's env.py call in place of the stock ending."""
+    """The guide's env.py call in place of the stock ending."""
     env_py = root / "migrations" / "env.py"
     text = env_py.read_text()
     assert text.endswith(STOCK_ENDING)
-    env_py.write_text(text[: -len(STOCK_ENDING)] + readme_block("any-project-env", "python"))
+    env_py.write_text(text[: -len(STOCK_ENDING)] + block(GUIDE, "any-project-env", "python"))
 
 
 def run(command: list[str], root: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -198,14 +195,14 @@ def test_stock_env_py_runs_rebuilds_up_and_down_keeping_every_row(tmp_path: Path
     assert after == before
 
 
-def test_readme_run_adds_history_checksums_lock_and_backups(tmp_path: Path) -> None:
+def test_the_documented_run_adds_history_checksums_lock_and_backups(tmp_path: Path) -> None:
     root, env = init_project(tmp_path)
     use_run(root)
     write_revisions(root, TABLES)
     db = root / "app.db"
 
     said = {}
-    for line in readme_block("any-project-use", "sh").splitlines():
+    for line in block(GUIDE, "any-project-use", "sh").splitlines():
         if line.strip():
             result = sh(line, root, env)
             assert result.returncode == 0, (line, result.stderr)

@@ -6,10 +6,10 @@ import json
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 from conftest import Project, hold, items_revisions
+from docblocks import block
 
 import ccdash_alembic
 from ccdash_alembic.errors import ExitCode, Locked, MigrationFailed, UsageError
@@ -110,9 +110,8 @@ def test_two_processes_starting_at_once(project: Project) -> None:
 
 
 def test_the_documented_startup_snippet_runs(project: Project) -> None:
-    """The README's start-up example, as written, against the repository's own revisions."""
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
-    snippet = readme.split("<!-- startup -->\n```python\n", 1)[1].split("```", 1)[0]
+    """CCDash's start-up example (docs/ccdash-adoption.md), as written, against the repository's own revisions."""
+    snippet = block("docs/ccdash-adoption.md", "startup", "python")
     result = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(snippet)],
         cwd=project.root,

@@ -1,4 +1,5 @@
-"""The CI workflow the README shows: it is the repository's file, and its steps pass as GitHub would run them."""
+"""The CI workflow docs/ccdash-adoption.md shows: it is the repository's file, and its steps pass as GitHub
+would run them."""
 
 from __future__ import annotations
 
@@ -8,17 +9,13 @@ from pathlib import Path
 
 import yaml
 from conftest import BIN, REPO
+from docblocks import block
 
 WORKFLOW = REPO / ".github" / "workflows" / "migrations.yml"
 
 
-def _readme_block(marker: str, language: str) -> str:
-    readme = (REPO / "README.md").read_text()
-    return readme.split(f"<!-- {marker} -->\n```{language}\n", 1)[1].split("```\n", 1)[0]
-
-
-def test_readme_shows_the_workflow_file() -> None:
-    assert _readme_block("workflow", "yaml") == WORKFLOW.read_text()
+def test_the_docs_show_the_workflow_file() -> None:
+    assert block("docs/ccdash-adoption.md", "workflow", "yaml") == WORKFLOW.read_text()
 
 
 def test_workflow_steps_pass(tmp_path: Path) -> None:

@@ -10,13 +10,11 @@ from importlib import metadata
 from pathlib import Path
 
 from conftest import BIN, REPO
+from docblocks import block
 
 
 def _readme_command(label: str) -> str:
-    text = (REPO / "README.md").read_text()
-    match = re.search(rf"<!-- {label} -->\s*```sh\n(.+?)\n```", text, re.S)
-    assert match, f"README has no {label} command"
-    return match.group(1).strip()
+    return block("README.md", label, "sh").strip()
 
 
 def test_layout() -> None:
