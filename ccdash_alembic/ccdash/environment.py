@@ -75,6 +75,16 @@ def choose(
         if from_environment is not None:
             return Choice(from_environment, "$ALEMBIC_CONFIG")
         return Choice("alembic.ini", "the current folder")
+    named = _named(given, from_environment)
+    if named is not None:
+        return named
+    if ((folder or Path.cwd()) / "alembic.ini").is_file():
+        return Choice("alembic.ini", "the current folder")
+    return _ccdash_default(command)
+
+
+def _named(given: str | None, from_environment: str | None) -> Choice | None:
+    """The file named by ``-c``, else by ``$ALEMBIC_CONFIG``, which must exist; None when neither names one."""
     for path, source, todo in (
         (given, "-c", "Give the path of an alembic.ini, or leave -c out"),
         (from_environment, "$ALEMBIC_CONFIG", "Set it to an alembic.ini, or unset it"),
@@ -83,8 +93,11 @@ def choose(
             if not Path(path).is_file():
                 raise UsageError(f"there is no configuration file {path} (from {source})", todo)
             return Choice(path, source)
-    if ((folder or Path.cwd()) / "alembic.ini").is_file():
-        return Choice("alembic.ini", "the current folder")
+    return None
+
+
+def _ccdash_default(command: str) -> Choice:
+    """CCDash's own environment, which must be there, and which an installed copy keeps read-only."""
     chosen = config_file()
     if not chosen.is_file():
         raise UsageError(

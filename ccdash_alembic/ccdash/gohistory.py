@@ -61,13 +61,7 @@ def adopt(context: MigrationContext, existing: list[str]) -> bool:
         ]
     )
     for version, last_status in dirty:
-        outcome = (
-            "its history says it was applied"
-            if last_status == "success"
-            else "its history says it failed and was rolled back, so nothing of it is applied"
-            if last_status == "failed"
-            else "it has no history, so it was never applied"
-        )
+        outcome = _DIRTY_OUTCOMES.get(last_status, "it has no history, so it was never applied")
         record_only(
             context,
             Step(
@@ -79,6 +73,13 @@ def adopt(context: MigrationContext, existing: list[str]) -> bool:
             ),
         )
     return True
+
+
+# What the Go tool's last history row of a dirty version says happened to it (no row: never applied).
+_DIRTY_OUTCOMES: dict[str | None, str] = {
+    "success": "its history says it was applied",
+    "failed": "its history says it failed and was rolled back, so nothing of it is applied",
+}
 
 
 def _dirty_versions(connection: Connection) -> list[tuple[str, str | None]]:

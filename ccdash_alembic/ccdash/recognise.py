@@ -158,17 +158,20 @@ class Recognition:
         text = f"found schema generation {self.generation} ({RELEASES[self.generation]})"
         if self.shapes:
             text += "; " + "; ".join(self.shapes)
-        verbs = ("created", "added", "created") if done else ("would create", "would add", "would create")
-        actions = []
-        if self.missing_tables:
-            actions.append(f"{verbs[0]} tables " + ", ".join(self.missing_tables))
-        if self.missing_columns:
-            actions.append(f"{verbs[1]} columns " + ", ".join(f"{t}.{c}" for t, c in self.missing_columns))
-        if self.missing_indexes:
-            actions.append(f"{verbs[2]} indexes " + ", ".join(self.missing_indexes))
+        actions = self._actions(done)
         if not actions:
             return f"{text}. It has everything {g9.RELEASE} has"
         return f"{text}. To reach {g9.RELEASE}: " + "; ".join(actions)
+
+    def _actions(self, done: bool) -> list[str]:
+        """One phrase per kind of object the baseline adds (or would add), for the kinds it adds any of."""
+        create, add = ("created", "added") if done else ("would create", "would add")
+        lacking = (
+            (f"{create} tables", self.missing_tables),
+            (f"{add} columns", [f"{t}.{c}" for t, c in self.missing_columns]),
+            (f"{create} indexes", self.missing_indexes),
+        )
+        return [f"{what} " + ", ".join(names) for what, names in lacking if names]
 
 
 def _layout(conn: Connection) -> dict[str, list[str]]:
@@ -201,8 +204,7 @@ def for_empty_database() -> Recognition:
 def recognise(conn: Connection) -> Recognition:
     """What the file is: empty, a CCDash generation (with what it lacks), or refused as not CCDash's."""
     layout = _layout(conn)
-    ccdash_tables = [t for t in layout if t in REQUIRED]
-    others = sorted(t for t in layout if t not in REQUIRED and t not in OWN_TABLES)
+    ccdash_tables, others = _table_groups(layout)
     if not ccdash_tables and not others:
         return for_empty_database()
     refusal = _refusal(layout, ccdash_tables, others)
@@ -217,6 +219,13 @@ def recognise(conn: Connection) -> Recognition:
         missing_columns=_missing_columns(layout),
         missing_indexes=[i for i in g9.INDEXES if i not in indexes],
     )
+
+
+def _table_groups(layout: dict[str, list[str]]) -> tuple[list[str], list[str]]:
+    """The file's CCDash tables, and its other tables (sorted) apart from this layer's own history tables."""
+    ccdash_tables = [t for t in layout if t in REQUIRED]
+    others = sorted(t for t in layout if t not in REQUIRED and t not in OWN_TABLES)
+    return ccdash_tables, others
 
 
 def _missing_columns(layout: dict[str, list[str]]) -> list[tuple[str, str]]:
