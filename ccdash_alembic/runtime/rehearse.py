@@ -102,27 +102,32 @@ def changes(before: Path, after: Path) -> dict[str, tuple[int, int]]:
         now, then = _tables(connection, str(name[0]) if name else ""), _tables(connection, "before")
         result = {}
         for table in sorted(set(now) | set(then)):
-            common = [c for c in now.get(table, []) if c in then.get(table, [])]
-            if table not in then:
-                counted = connection.execute(f"SELECT count(*) FROM {quote(table)}").fetchone()
-                gained, lost = (counted[0] if counted else 0), 0
-            elif table not in now:
-                counted = connection.execute(f"SELECT count(*) FROM before.{quote(table)}").fetchone()
-                gained, lost = 0, (counted[0] if counted else 0)
-            else:
-                columns = ", ".join(quote(c) for c in common) or "1"
-                new = f"SELECT {columns} FROM {quote(table)}"
-                old = f"SELECT {columns} FROM before.{quote(table)}"
-                counts = connection.execute(
-                    f"SELECT (SELECT count(*) FROM ({new} EXCEPT ALL {old})),"
-                    f" (SELECT count(*) FROM ({old} EXCEPT ALL {new}))"
-                ).fetchone()
-                gained, lost = counts if counts else (0, 0)
+            gained, lost = _table_change(connection, table, now.get(table), then.get(table))
             if gained or lost:
                 result[table] = (int(gained), int(lost))
         return result
     finally:
         connection.close()
+
+
+def _table_change(
+    connection: duckdb.DuckDBPyConnection, table: str, now: list[str] | None, then: list[str] | None
+) -> tuple[int, int]:
+    """Rows ``table`` gained and lost: all of its rows when it was created or dropped, else the rows (over the
+    columns both copies have) that one copy has more of than the other."""
+    if then is None:
+        counted = connection.execute(f"SELECT count(*) FROM {quote(table)}").fetchone()
+        return (counted[0] if counted else 0), 0
+    if now is None:
+        counted = connection.execute(f"SELECT count(*) FROM before.{quote(table)}").fetchone()
+        return 0, (counted[0] if counted else 0)
+    columns = ", ".join(quote(c) for c in now if c in then) or "1"
+    new = f"SELECT {columns} FROM {quote(table)}"
+    old = f"SELECT {columns} FROM before.{quote(table)}"
+    counts = connection.execute(
+        f"SELECT (SELECT count(*) FROM ({new} EXCEPT ALL {old})), (SELECT count(*) FROM ({old} EXCEPT ALL {new}))"
+    ).fetchone()
+    return counts if counts else (0, 0)
 
 
 def rehearse(config: Config, settings: Settings, destination: str = "head") -> list[Rehearsal]:

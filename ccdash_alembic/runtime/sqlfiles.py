@@ -202,20 +202,7 @@ def import_directory(config: Config, directory: Path) -> tuple[list[Path], list[
     script = ScriptDirectory.from_config(config)
     existing = {r.revision for r in script.walk_revisions()}
     for pair in pairs:
-        _check_version(pair.version)
-        if pair.version in existing:
-            raise UsageError(
-                f"revision {pair.version} exists already, so {pair.up.name} cannot become a revision",
-                "Nothing was imported; remove the earlier import or that migration first",
-            )
-        for path in (pair.up, pair.down):
-            if path is not None:
-                try:
-                    statements(path.read_text(encoding="utf-8-sig"))
-                except (ValueError, duckdb.Error) as error:
-                    raise UsageError(
-                        f"{path.name}: {first_line(error)}", "Nothing was imported; fix the file first"
-                    ) from error
+        _check_importable(pair, existing)
     heads = script.get_heads()
     if len(heads) > 1:
         raise UsageError(f"the revisions have {len(heads)} heads", "Merge them (alembic merge heads) first")
@@ -231,6 +218,24 @@ def import_directory(config: Config, directory: Path) -> tuple[list[Path], list[
                     write_new(destination, source.read_bytes())  # byte for byte
                     written.append(destination)
     return written, skipped
+
+
+def _check_importable(pair: SqlPair, existing: set[str]) -> None:
+    """Refuse a migration that cannot become a revision: a bad or taken version, or SQL that does not parse."""
+    _check_version(pair.version)
+    if pair.version in existing:
+        raise UsageError(
+            f"revision {pair.version} exists already, so {pair.up.name} cannot become a revision",
+            "Nothing was imported; remove the earlier import or that migration first",
+        )
+    for path in (pair.up, pair.down):
+        if path is not None:
+            try:
+                statements(path.read_text(encoding="utf-8-sig"))
+            except (ValueError, duckdb.Error) as error:
+                raise UsageError(
+                    f"{path.name}: {first_line(error)}", "Nothing was imported; fix the file first"
+                ) from error
 
 
 def _check_version(version: str) -> None:

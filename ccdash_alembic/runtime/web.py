@@ -125,12 +125,7 @@ def layout(revisions: list[states.Revision]) -> tuple[list[Node], list[Edge], in
     nodes: dict[str, Node] = {}
     y = MARGIN
     for revision in revisions:
-        parent = revision.parents[0] if revision.parents else None
-        lane = lanes.get(parent, 0) if parent is not None else 0
-        if parent is not None and (parent, lane) in taken:
-            lane = max(lanes.values(), default=0) + 1
-        if parent is not None:
-            taken.add((parent, lane))
+        lane = _lane(revision.parents[0] if revision.parents else None, lanes, taken)
         lanes[revision.revision] = lane
         lines = wrap_name(revision.name)
         nodes[revision.revision] = Node(revision, MARGIN + lane * LANE, y, lines)
@@ -145,6 +140,18 @@ def layout(revisions: list[states.Revision]) -> tuple[list[Node], list[Edge], in
     last = list(nodes.values())[-1] if nodes else None
     height = MARGIN if last is None else last.y + MARGIN + (len(last.name_lines) - 1) * LINE
     return list(nodes.values()), edges, width, max(height, MARGIN * 2)
+
+
+def _lane(parent: str | None, lanes: dict[str, int], taken: set[tuple[str, int]]) -> int:
+    """The lane of a revision whose first parent is ``parent``: that parent's, unless a sibling continued it
+    already, then a new lane right of all others. Marks the lane it gives as continued from ``parent``."""
+    if parent is None:
+        return 0
+    lane = lanes.get(parent, 0)
+    if (parent, lane) in taken:
+        lane = max(lanes.values(), default=0) + 1
+    taken.add((parent, lane))
+    return lane
 
 
 def bars(revisions: list[states.Revision]) -> list[tuple[states.Revision, int]]:
