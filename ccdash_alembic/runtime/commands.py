@@ -148,30 +148,40 @@ def status(config: Config, json_output: bool = False) -> None:
 
 def _status_fields(state: states.Status) -> list[tuple[str, str, str | None]]:
     """``status``'s lines: each with its value and, when it calls for attention, its state word."""
-    names = {r.revision: r.name for r in state.revisions}
-
-    def described(revisions: list[str]) -> str:
-        return ", ".join(f"{r} ({names.get(r, 'no such revision file')})" for r in revisions) or "none (base)"
-
-    unrecorded = ", ".join(state.unrecorded) + " (applied, but no history row records them: ccdash-migrate repair)"
     return [
         ("Database", state.database + ("" if state.exists else " (does not exist yet)"), None),
-        ("Current", described(state.current), None),
-        ("Head", described(state.heads), None),
-        ("Pending", ", ".join(r.revision for r in state.pending) or "none", "pending" if state.pending else None),
+        ("Current", _revisions_line(state, state.current), None),
+        ("Head", _revisions_line(state, state.heads), None),
+        ("Pending", _listed([r.revision for r in state.pending]), "pending" if state.pending else None),
         ("Dirty", _dirty_line(state), "dirty" if state.dirty else None),
         ("Schema version", _schema_version_line(state), "dirty" if state.version_mismatch else None),
-        ("Unrecorded", unrecorded if state.unrecorded else "none", "dirty" if state.unrecorded else None),
-        ("Changed files", ", ".join(state.drift) or "none", "drift" if state.drift else None),
+        ("Unrecorded", _unrecorded_line(state), "dirty" if state.unrecorded else None),
+        ("Changed files", _listed(state.drift), "drift" if state.drift else None),
         ("Last failure", _last_failure_line(state), "failed" if state.last_failure else None),
-        (
-            "DuckDB 1.1",
-            f"opens this file only as {state.name_bound} (DuckDB 2.x wrote its indexes)"
-            if state.name_bound
-            else "opens it under any name",
-            "pending" if state.name_bound else None,
-        ),
+        ("DuckDB 1.1", _name_bound_line(state), "pending" if state.name_bound else None),
     ]
+
+
+def _listed(items: list[str]) -> str:
+    return ", ".join(items) or "none"
+
+
+def _revisions_line(state: states.Status, revisions: list[str]) -> str:
+    """Revision ids with their names; a revision the database names but no file has says so."""
+    names = {r.revision: r.name for r in state.revisions}
+    return ", ".join(f"{r} ({names.get(r, 'no such revision file')})" for r in revisions) or "none (base)"
+
+
+def _unrecorded_line(state: states.Status) -> str:
+    if not state.unrecorded:
+        return "none"
+    return ", ".join(state.unrecorded) + " (applied, but no history row records them: ccdash-migrate repair)"
+
+
+def _name_bound_line(state: states.Status) -> str:
+    if state.name_bound:
+        return f"opens this file only as {state.name_bound} (DuckDB 2.x wrote its indexes)"
+    return "opens it under any name"
 
 
 def _dirty_line(state: states.Status) -> str:
@@ -262,11 +272,7 @@ def validate(config: Config, json_output: bool = False) -> None:
             {"revisions": len(revisions_found), "findings": [f.as_dict() for f in findings], "exit_code": int(code)}
         )
     elif findings:
-        output.table(
-            ["Kind", "Subject", "Finding"],
-            [[f.kind, f.subject, f.message] for f in findings],
-            ["failed" if f.kind not in ("pending", "order", "note") else "pending" for f in findings],
-        )
+        _findings_table(findings)
     else:
         print(f"{len(revisions_found)} revisions: no findings")
     if code is not ExitCode.OK:
@@ -274,6 +280,15 @@ def validate(config: Config, json_output: bool = False) -> None:
             f"{len(findings)} finding{'s' if len(findings) != 1 else ''} (exit code {int(code)})",
             _VALIDATE_TODO[code],
         )
+
+
+def _findings_table(findings: list[validation.Finding]) -> None:
+    """The findings, those that only call for an upgrade or for attention shown as pending, the rest as failed."""
+    output.table(
+        ["Kind", "Subject", "Finding"],
+        [[f.kind, f.subject, f.message] for f in findings],
+        ["failed" if f.kind not in ("pending", "order", "note") else "pending" for f in findings],
+    )
 
 
 _VALIDATE_ERRORS: dict[ExitCode, type[MigrateError]] = {
@@ -490,10 +505,7 @@ def rehearse(config: Config, revision: str = "head") -> None:
     if not results:
         print("Nothing to rehearse: the database is at", revision)
     for result in results:
-        time = f"{result.milliseconds} ms" if result.milliseconds is not None else "-"
-        changed = ", ".join(f"{t} +{g} -{lost}" for t, (g, lost) in result.changes.items()) or "no rows changed"
-        print(f"{result.revision}  {result.status:7}  {time:>9}  {result.name}")
-        print(f"    {result.error if result.error else changed}")
+        _print_rehearsal(result)
     failed = [r for r in results if r.status != "success"]
     refusal = failed[0].refusal if failed else None
     if refusal is not None:  # what up would refuse with, and the same exit code
@@ -503,3 +515,11 @@ def rehearse(config: Config, revision: str = "head") -> None:
             f"revision {failed[0].revision} failed in the rehearsal: {failed[0].error}",
             "The database was not touched; fix the revision before upgrading",
         )
+
+
+def _print_rehearsal(result: rehearsal.Rehearsal) -> None:
+    """Two lines per revision: what ran and how long it took, then its error or the rows it changed."""
+    time = f"{result.milliseconds} ms" if result.milliseconds is not None else "-"
+    changed = ", ".join(f"{t} +{g} -{lost}" for t, (g, lost) in result.changes.items()) or "no rows changed"
+    print(f"{result.revision}  {result.status:7}  {time:>9}  {result.name}")
+    print(f"    {result.error if result.error else changed}")
