@@ -166,15 +166,21 @@ def _schema_version(connection: Connection, current: list[str]) -> tuple[str | N
     if not sa.inspect(connection).has_table(VERSION_TABLE):
         return None, f"there is no schema_version table, but alembic_version says {_shown(current)}"
     versions = [r[0] for r in connection.execute(sa.select(schema_version.c.version))]
-    if not versions:
-        return None, (f"schema_version has no row, but alembic_version says {_shown(current)}" if current else None)
-    if len(versions) > 1:
-        listed = "; ".join(v or "base" for v in versions)
-        return None, f"schema_version has {len(versions)} rows ({listed}) instead of one"
+    if len(versions) != 1:
+        return None, _row_count_mismatch(versions, current)
     said = sorted(v for v in versions[0].split(",") if v)
     if said == current:
         return versions[0], None
     return versions[0], f"schema_version says {_shown(said)}, but alembic_version says {_shown(current)}"
+
+
+def _row_count_mismatch(versions: list[str], current: list[str]) -> str | None:
+    """How a ``schema_version`` without exactly one row disagrees (an empty one agrees with an empty
+    ``alembic_version``)."""
+    if not versions:
+        return f"schema_version has no row, but alembic_version says {_shown(current)}" if current else None
+    listed = "; ".join(v or "base" for v in versions)
+    return f"schema_version has {len(versions)} rows ({listed}) instead of one"
 
 
 def unresolved_failures(steps: list[Step]) -> list[Step]:
@@ -198,23 +204,36 @@ def unrecorded(script: ScriptDirectory, applied: set[str], steps: list[Step]) ->
     records its destinations with everything below them and takes away what is above them.
     """
     parents = {s.revision: _parents(s.down_revision) for s in script.walk_revisions() if isinstance(s, Script)}
-    children: dict[str, list[str]] = {}
-    for revision, its_parents in parents.items():
-        for parent in its_parents:
-            children.setdefault(parent, []).append(revision)
+    children = children_of(parents.items())
     recorded: set[str] = set()
     for step in steps:
-        if step.direction == "down" and step.status == "rolled_back":
-            recorded.discard(step.version)
-        elif step.status != "success":
-            continue
-        elif step.direction == "stamp":
-            destinations = [v for v in step.version.split(",") if v]
-            below = reachable(destinations, parents)
-            recorded = (recorded - reachable(destinations, children)) | below
-        elif step.direction in ("up", "baseline", "import", "accept"):
-            recorded.add(step.version)
+        recorded = _replayed(recorded, step, parents, children)
     return [s.revision for s in reversed(list(script.walk_revisions())) if s.revision in applied - recorded]
+
+
+def _replayed(
+    recorded: set[str], step: Step, parents: Mapping[str, list[str]], children: Mapping[str, list[str]]
+) -> set[str]:
+    """The revisions history records as applied, after one more history row."""
+    if step.direction == "down" and step.status == "rolled_back":
+        return recorded - {step.version}
+    if step.status != "success":
+        return recorded
+    if step.direction == "stamp":
+        destinations = [v for v in step.version.split(",") if v]
+        return (recorded - reachable(destinations, children)) | reachable(destinations, parents)
+    if step.direction in ("up", "baseline", "import", "accept"):
+        return recorded | {step.version}
+    return recorded
+
+
+def children_of(parents: Iterable[tuple[str, Iterable[str]]]) -> dict[str, list[str]]:
+    """Each revision's children, from ``(revision, its parents)`` pairs."""
+    children: dict[str, list[str]] = {}
+    for revision, its_parents in parents:
+        for parent in its_parents:
+            children.setdefault(parent, []).append(revision)
+    return children
 
 
 def reachable(start: Iterable[str], edges: Mapping[str, Iterable[str]]) -> set[str]:
@@ -238,12 +257,7 @@ def _read_revisions(script: ScriptDirectory, status: Status) -> None:
     }
     if status.exists and status.in_use_by is None:
         status.unrecorded = unrecorded(script, applied, status.history)
-    unresolved: dict[str, bool] = {}  # revision -> its latest step failed
-    times: dict[str, int | None] = {}
-    for step in status.history:
-        unresolved[step.version] = step.status == "failed"
-        if step.direction in ("up", "baseline") and step.status == "success":
-            times[step.version] = step.execution_time_ms
+    unresolved, times = _outcomes(status.history)
     for revision in reversed(list(script.walk_revisions())):
         state = (
             "applied" if revision.revision in applied else "failed" if unresolved.get(revision.revision) else "pending"
@@ -257,6 +271,18 @@ def _read_revisions(script: ScriptDirectory, status: Status) -> None:
                 times.get(revision.revision) if state == "applied" else None,
             )
         )
+
+
+def _outcomes(steps: list[Step]) -> tuple[dict[str, bool], dict[str, int | None]]:
+    """Per revision: whether its latest step failed, and the run time of its latest successful up or
+    baseline step."""
+    unresolved: dict[str, bool] = {}
+    times: dict[str, int | None] = {}
+    for step in steps:
+        unresolved[step.version] = step.status == "failed"
+        if step.direction in ("up", "baseline") and step.status == "success":
+            times[step.version] = step.execution_time_ms
+    return unresolved, times
 
 
 def _parents(down_revision: str | tuple[str, ...] | list[str] | None) -> list[str]:

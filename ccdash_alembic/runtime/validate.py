@@ -29,7 +29,7 @@ from sqlalchemy.engine import Connection
 from ccdash_alembic import graph
 from ccdash_alembic.errors import ExitCode
 from ccdash_alembic.runtime import checksum, history_queries, sqlfiles
-from ccdash_alembic.runtime.state import Status, reachable
+from ccdash_alembic.runtime.state import Status, children_of, reachable
 
 FILE_NAME = re.compile(r"^(?P<id>\d{14})_(?P<slug>[a-z0-9_]+)\.py$")
 TIMESTAMP_ID = re.compile(r"^\d{14}$")
@@ -100,19 +100,26 @@ def check_files(config: Config) -> tuple[list[Finding], list[_Revision]]:
         if not isinstance(revision, str):
             findings.append(Finding("file", path.name, "has no revision id"))
             continue
-        name = FILE_NAME.match(path.name)
-        if name is None and not TIMESTAMP_ID.match(revision):
-            # a project with Alembic's own ids (stock ``alembic revision``): named <id>_<slug>.py, as Alembic does
-            if not path.name.startswith(f"{revision}_"):
-                findings.append(Finding("file", path.name, f"is not named {revision}_<slug>.py"))
-        elif name is None:
-            findings.append(Finding("file", path.name, "is not named <14-digit UTC timestamp>_<slug>.py"))
-        elif name["id"] != revision:
-            findings.append(Finding("file", path.name, f"is named {name['id']} but its revision id is {revision}"))
+        findings += _name_findings(path, revision)
         revisions.append(_Revision(path, revision, _parents(getattr(module, "down_revision", None))))
         findings += _sql_findings(path)
     findings += _graph_findings(revisions)
     return findings, revisions
+
+
+def _name_findings(path: Path, revision: str) -> list[Finding]:
+    """A file name that does not match its revision id: ``<timestamp>_<slug>.py`` for a timestamp id."""
+    name = FILE_NAME.match(path.name)
+    if name is None and not TIMESTAMP_ID.match(revision):
+        # a project with Alembic's own ids (stock ``alembic revision``): named <id>_<slug>.py, as Alembic does
+        if path.name.startswith(f"{revision}_"):
+            return []
+        return [Finding("file", path.name, f"is not named {revision}_<slug>.py")]
+    if name is None:
+        return [Finding("file", path.name, "is not named <14-digit UTC timestamp>_<slug>.py")]
+    if name["id"] != revision:
+        return [Finding("file", path.name, f"is named {name['id']} but its revision id is {revision}")]
+    return []
 
 
 def _sql_findings(path: Path) -> list[Finding]:
@@ -141,18 +148,25 @@ def _graph_findings(revisions: list[_Revision]) -> list[Finding]:
                 )
             )
         by_id.setdefault(revision.revision, revision)
-    for revision in revisions:
-        for parent in revision.parents:
-            if parent not in by_id:
-                findings.append(Finding("graph", revision.revision, f"names a parent {parent} that does not exist"))
-    children = {p for r in revisions for p in r.parents}
-    heads = sorted(r for r in by_id if r not in children)
+    findings += [
+        Finding("graph", revision.revision, f"names a parent {parent} that does not exist")
+        for revision in revisions
+        for parent in revision.parents
+        if parent not in by_id
+    ]
+    heads = _heads(by_id, revisions)
     if len(heads) > 1:
         findings.append(Finding("graph", ", ".join(heads), f"{len(heads)} heads; merge them into one"))
     cycle = _in_cycles(by_id)
     if cycle:
         findings.append(Finding("graph", ", ".join(cycle), "these revisions form a cycle"))
     return findings
+
+
+def _heads(by_id: dict[str, _Revision], revisions: list[_Revision]) -> list[str]:
+    """The revision ids no revision names as its parent, sorted."""
+    children = {p for r in revisions for p in r.parents}
+    return sorted(r for r in by_id if r not in children)
 
 
 def _in_cycles(by_id: dict[str, _Revision]) -> list[str]:
@@ -176,13 +190,18 @@ def check_database(connection: Connection, revisions: list[_Revision]) -> list[F
     by_id = {r.revision: r for r in revisions}
     applied = reachable([h for h in heads if h in by_id], {r: rev.parents for r, rev in by_id.items()}) & set(by_id)
     findings = [Finding("graph", h, "is applied but no revision file has that id") for h in heads if h not in by_id]
+    findings += _checksum_findings(connection, applied, by_id)
+    return findings + _order_findings(applied, revisions)
+
+
+def _checksum_findings(connection: Connection, applied: set[str], by_id: dict[str, _Revision]) -> list[Finding]:
+    """Applied revisions whose file no longer has the checksum recorded when it was applied."""
     recorded = history_queries.recorded_checksums(connection)
-    findings += [
+    return [
         Finding("checksum", r, f"{by_id[r].path.name} changed after it was applied")
         for r in sorted(applied)
         if recorded.get(r) is not None and recorded[r] != checksum.file_checksum(by_id[r].path)
     ]
-    return findings + _order_findings(applied, revisions)
 
 
 def _order_findings(applied: set[str], revisions: list[_Revision]) -> list[Finding]:
@@ -204,10 +223,7 @@ def _order_findings(applied: set[str], revisions: list[_Revision]) -> list[Findi
 def _descendants(revisions_of: set[str], revisions: list[_Revision]) -> set[str]:
     """Revisions that come after any of ``revisions_of`` in the graph: these run next, in graph order,
     whatever their timestamps (an imported directory keeps its older ones)."""
-    children: dict[str, list[str]] = {}
-    for revision in revisions:
-        for parent in revision.parents:
-            children.setdefault(parent, []).append(revision.revision)
+    children = children_of((r.revision, r.parents) for r in revisions)
     return reachable([c for r in revisions_of for c in children.get(r, [])], children)
 
 
