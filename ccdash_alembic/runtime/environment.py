@@ -72,12 +72,7 @@ def run(
     if application is not None:
         config.attributes[APPLICATION] = application
     warnings.filterwarnings("ignore", MISSING_PARENT_WARNING, UserWarning)  # the error line names the parent
-    if config.cmd_opts is not None and not getattr(config.cmd_opts, "quiet", False) and config.config_file_name:
-        # As Alembic's own env.py templates do, but only on the command line (and not with --quiet): an
-        # application calling the Python API keeps its own logging setup.
-        logging.config.fileConfig(config.config_file_name, disable_existing_loggers=False)
-        if getattr(config.cmd_opts, "log_verbose", False):  # ccdash-migrate -v
-            output.verbose_logging()
+    _configure_logging(config)
     try:
         settings = Settings.load(config, context.get_x_argument(as_dictionary=True), application)
         if _writes_a_revision_only(context):
@@ -97,6 +92,15 @@ def run(
         if problem is None:
             raise
         _stop(config, problem, error)
+
+
+def _configure_logging(config: Config) -> None:
+    """As Alembic's own env.py templates do, but only on the command line (and not with --quiet): an
+    application calling the Python API keeps its own logging setup."""
+    if config.cmd_opts is not None and not getattr(config.cmd_opts, "quiet", False) and config.config_file_name:
+        logging.config.fileConfig(config.config_file_name, disable_existing_loggers=False)
+        if getattr(config.cmd_opts, "log_verbose", False):  # ccdash-migrate -v
+            output.verbose_logging()
 
 
 def _writes_a_revision_only(context: EnvironmentContext) -> bool:
