@@ -122,23 +122,14 @@ def revision_problem(config: Config, error: BaseException) -> MigrateError | Non
     a traceback or a FAILED line depending on the command. Every command (``status``, ``history``, ``up``,
     ``down``, ``validate``, Alembic's own) gives this one line and exit code 11 instead.
     """
-    from alembic.script.revision import (
-        CycleDetected,
-        DependencyCycleDetected,
-        DependencyLoopDetected,
-        LoopDetected,
-        MultipleHeads,
-        ResolutionError,
-    )
+    from alembic.script.revision import ResolutionError
 
     causes = _causes(error)
     in_a_file = _file_problem(config, causes)
     if in_a_file is not None:
         return InvalidRevisions(in_a_file, _FIX_REVISIONS)
-    graph = (CycleDetected, DependencyCycleDetected, LoopDetected, DependencyLoopDetected, MultipleHeads)
-    in_graph = any(isinstance(c, graph) or (isinstance(c, KeyError) and _raised_in_revision_map(c)) for c in causes)
     unresolved = next((c for c in causes if isinstance(c, ResolutionError)), None)
-    if not in_graph and unresolved is None:
+    if unresolved is None and not _graph_failed(causes):
         return None
     finding = _graph_finding(config)
     if finding is not None:
@@ -151,6 +142,21 @@ def revision_problem(config: Config, error: BaseException) -> MigrateError | Non
 
 
 _FIX_REVISIONS = "Fix the revision files (ccdash-migrate validate lists every problem); nothing was changed"
+
+
+def _graph_failed(causes: list[BaseException]) -> bool:
+    """Whether one of the causes is Alembic failing to build the revision graph: a cycle, a loop, several heads
+    where one is needed, or the KeyError its revision map raises for a missing parent."""
+    from alembic.script.revision import (
+        CycleDetected,
+        DependencyCycleDetected,
+        DependencyLoopDetected,
+        LoopDetected,
+        MultipleHeads,
+    )
+
+    graph = (CycleDetected, DependencyCycleDetected, LoopDetected, DependencyLoopDetected, MultipleHeads)
+    return any(isinstance(c, graph) or (isinstance(c, KeyError) and _raised_in_revision_map(c)) for c in causes)
 
 
 def _file_problem(config: Config, causes: list[BaseException]) -> str | None:

@@ -155,15 +155,20 @@ def _logging_above_bar() -> Iterator[None]:
         for stream in (sys.stdout, sys.stderr)
         if (proxied := getattr(stream, "rich_proxied_file", None)) is not None
     }
-    swapped: list[tuple[logging.StreamHandler[Any], Any]] = []
-    if proxies:
-        loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
-        handlers = {id(h): h for lg in loggers if isinstance(lg, logging.Logger) for h in lg.handlers}
-        for handler in handlers.values():
-            if isinstance(handler, logging.StreamHandler) and id(handler.stream) in proxies:
-                swapped.append((handler, handler.setStream(proxies[id(handler.stream)])))
+    swapped = [
+        (handler, handler.setStream(proxies[id(handler.stream)]))
+        for handler in _stream_handlers()
+        if id(handler.stream) in proxies
+    ]
     try:
         yield
     finally:
         for handler, stream in swapped:
             handler.setStream(stream)
+
+
+def _stream_handlers() -> list[logging.StreamHandler[Any]]:
+    """Every stream handler of every logger, each once (one handler may serve several loggers)."""
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    handlers = {id(h): h for lg in loggers if isinstance(lg, logging.Logger) for h in lg.handlers}
+    return [h for h in handlers.values() if isinstance(h, logging.StreamHandler)]
