@@ -63,6 +63,21 @@ def column_sequence(column: sa.Column[Any]) -> sa.Sequence | None:
     return implicit_sequence(column)
 
 
+def _sequence_options(seq: sa.Sequence) -> list[str]:
+    """The options of a sequence that DuckDB's CREATE SEQUENCE takes (it has no ``AS type`` and no ``CACHE``)."""
+    valued = [
+        ("INCREMENT BY", seq.increment),
+        ("START WITH", seq.start),
+        ("MINVALUE", seq.minvalue),
+        ("MAXVALUE", seq.maxvalue),
+    ]
+    options = [f"{keyword} {value}" for keyword, value in valued if value is not None]
+    options += [keyword for keyword, on in (("NO MINVALUE", seq.nominvalue), ("NO MAXVALUE", seq.nomaxvalue)) if on]
+    if seq.cycle is not None:
+        options.append("CYCLE" if seq.cycle else "NO CYCLE")
+    return options
+
+
 class DuckDBDDLCompiler(PGDDLCompiler):
     """PostgreSQL's DDL compiler with DuckDB's spellings."""
 
@@ -91,21 +106,9 @@ class DuckDBDDLCompiler(PGDDLCompiler):
         return f"GENERATED ALWAYS AS ({expression}) VIRTUAL"
 
     def visit_create_sequence(self, create: sa_ddl.CreateSequence, prefix: str | None = None, **kw: Any) -> str:
-        text = "CREATE SEQUENCE "
-        if create.if_not_exists:
-            text += "IF NOT EXISTS "
+        text = "CREATE SEQUENCE " + ("IF NOT EXISTS " if create.if_not_exists else "")
         text += self.preparer.format_sequence(create.element)
-        seq = create.element
-        options = [
-            f"INCREMENT BY {seq.increment}" if seq.increment is not None else "",
-            f"START WITH {seq.start}" if seq.start is not None else "",
-            f"MINVALUE {seq.minvalue}" if seq.minvalue is not None else "",
-            f"MAXVALUE {seq.maxvalue}" if seq.maxvalue is not None else "",
-            "NO MINVALUE" if seq.nominvalue else "",
-            "NO MAXVALUE" if seq.nomaxvalue else "",
-            ("CYCLE" if seq.cycle else "NO CYCLE") if seq.cycle is not None else "",
-        ]
-        return " ".join([text, *[o for o in options if o]])
+        return " ".join([text, *_sequence_options(create.element)])
 
     def define_constraint_cascades(self, constraint: sa.ForeignKeyConstraint) -> str:
         for action in (constraint.ondelete, constraint.onupdate):
