@@ -210,12 +210,16 @@ def _names(columns: Sequence[str]) -> tuple[str, ...]:
 
 def _without_column(table: TableDef, name: str) -> TableDef:
     """The table without one column (lower-cased name) and everything that uses it."""
-    in_key = name in _names(table.primary_key)
+    kept = replace(table, columns=tuple(c for c in table.columns if c.name.lower() != name))
+    if name in _names(table.primary_key):
+        kept = replace(kept, primary_key=(), primary_key_name=None)
+    return _without_uses(kept, name)
+
+
+def _without_uses(table: TableDef, name: str) -> TableDef:
+    """The table without the constraints and indexes that use one column (lower-cased name)."""
     return replace(
         table,
-        columns=tuple(c for c in table.columns if c.name.lower() != name),
-        primary_key=() if in_key else table.primary_key,
-        primary_key_name=None if in_key else table.primary_key_name,
         uniques=tuple(u for u in table.uniques if name not in _names(u.columns)),
         checks=tuple(c for c in table.checks if name not in expressions.columns_in(c.expression)),
         foreign_keys=tuple(f for f in table.foreign_keys if name not in _names(f.columns)),
@@ -323,26 +327,39 @@ def _(change: DropConstraint, state: _State) -> _State:
 def _(change: AlterColumn, state: _State) -> _State:
     old = state.table.column(change.name)
     key = old.name.lower()
-    column = old
-    sources = dict(state.sources)
+    column = _altered(old, change)
+    table = replace(state.table, columns=tuple(column if c.name.lower() == key else c for c in state.table.columns))
+    altered = _State(table, _converted_sources(state, old.name, change), state.renamed)
+    if change.new_name is None or change.new_name == old.name:
+        return altered
+    return _rename_column(altered, key, change.new_name)
+
+
+def _altered(column: Column, change: AlterColumn) -> Column:
+    """The column with what ``change`` sets (its name aside, which constraints and indexes follow)."""
     if change.type is not None:
         column = replace(column, type=change.type, type_name=None)
-        source = state.column_source(old.name)
-        if change.using:
-            sources[key] = f"({change.using})"  # also fills a column added in the same change
-        elif source is not None:
-            sources[key] = f"CAST({source} AS {change.type})"
     if change.nullable is not None:
         column = replace(column, nullable=change.nullable)
     if not isinstance(change.default, _Keep):
         column = replace(column, default=change.default)
     if not isinstance(change.comment, _Keep):
         column = replace(column, comment=change.comment)
-    table = replace(state.table, columns=tuple(column if c.name.lower() == key else c for c in state.table.columns))
-    altered = _State(table, sources, state.renamed)
-    if change.new_name is None or change.new_name == old.name:
-        return altered
-    return _rename_column(altered, key, change.new_name)
+    return column
+
+
+def _converted_sources(state: _State, name: str, change: AlterColumn) -> dict[str, str | None]:
+    """The rebuild's sources once ``change`` gives column ``name`` a new type: its USING expression, else its
+    current values cast to the type."""
+    sources = dict(state.sources)
+    if change.type is None:
+        return sources
+    source = state.column_source(name)
+    if change.using:
+        sources[name.lower()] = f"({change.using})"  # also fills a column added in the same change
+    elif source is not None:
+        sources[name.lower()] = f"CAST({source} AS {change.type})"
+    return sources
 
 
 def _rename_column(state: _State, key: str, new_name: str) -> _State:
@@ -648,45 +665,62 @@ def _rebuild(conn: Connection, old: TableDef, state: _State, reasons: list[str])
     dependents = _dependents(conn, old)
     _refuse_removing_referenced_columns(dependents, old, state)
     schema = old.schema
-    counts = f"{TEMP_PREFIX}counts"
-    statements = [
-        f"CREATE OR REPLACE TEMP TABLE {quote(counts)} AS "
-        + " UNION ALL ".join(
-            f"SELECT {literal(n)} AS new_name, count(*) AS n FROM {qualified(t.name, schema)}"
-            for t, n in [(old, new.name), *((d, d.name) for d in dependents)]
-        )
-    ]
-    for dependent in dependents:
-        statements.append(
-            f"CREATE TEMP TABLE {quote(TEMP_PREFIX + 'keep_' + dependent.name)} AS "
-            f"SELECT * FROM {qualified(dependent.name, schema)}"
-        )
+    statements = [_count_rows(old, new.name, dependents), *map(_set_aside, dependents)]
     while_all_exist, after_drop = _copy_statements(old, new, state)
     statements += while_all_exist
-    for dependent in reversed(dependents):
-        statements.append(f"DROP TABLE {qualified(dependent.name, schema)}")
-    statements.append(f"DROP TABLE {qualified(old.name, schema)}")
+    statements += [f"DROP TABLE {qualified(t.name, schema)}" for t in [*reversed(dependents), old]]
     statements += after_drop
     recreated, carried = _recreated(dependents, old, state)
     for dependent in recreated:
-        stored = ", ".join(quote(c.name) for c in dependent.stored_columns())
-        keep = quote(TEMP_PREFIX + "keep_" + dependent.name)
-        statements += [
-            dependent.create_sql(),
-            f"INSERT INTO {qualified(dependent.name, schema)} ({stored}) SELECT {stored} FROM {keep}",
-            f"DROP TABLE {keep}",
-        ]
-    for table in [new, *recreated]:
-        statements.append(
-            f"SELECT error('row count of {table.name} changed during its rebuild: ' || c.n || ' before, ' || "
-            f"(SELECT count(*) FROM {qualified(table.name, schema)}) || ' after') "
-            f"FROM {quote(counts)} c WHERE c.new_name = {literal(table.name)} "
-            f"AND c.n <> (SELECT count(*) FROM {qualified(table.name, schema)})"
-        )
-    statements.append(f"DROP TABLE {quote(counts)}")
-    for table in [new, *recreated]:
+        statements += _restore(dependent)
+    rebuilt = [new, *recreated]
+    statements += [*map(_check_row_count, rebuilt), f"DROP TABLE {quote(_COUNTS)}"]
+    for table in rebuilt:
         statements += table.index_sql() + table.comment_sql()
-    return Plan(old.name, "rebuild", statements, reasons, [new.name, *(d.name for d in recreated)], carried)
+    return Plan(old.name, "rebuild", statements, reasons, [t.name for t in rebuilt], carried)
+
+
+_COUNTS = f"{TEMP_PREFIX}counts"  # the row count of each rebuilt table, by its name after the rebuild
+
+
+def _count_rows(old: TableDef, new_name: str, dependents: list[TableDef]) -> str:
+    """Count the rows of the table and its referencing tables before the rebuild, for ``_check_row_count``."""
+    return f"CREATE OR REPLACE TEMP TABLE {quote(_COUNTS)} AS " + " UNION ALL ".join(
+        f"SELECT {literal(name)} AS new_name, count(*) AS n FROM {qualified(table.name, old.schema)}"
+        for table, name in [(old, new_name), *((d, d.name) for d in dependents)]
+    )
+
+
+def _check_row_count(table: TableDef) -> str:
+    """Fail the rebuild when a rebuilt table does not hold as many rows as ``_count_rows`` counted."""
+    source = qualified(table.name, table.schema)
+    return (
+        f"SELECT error('row count of {table.name} changed during its rebuild: ' || c.n || ' before, ' || "
+        f"(SELECT count(*) FROM {source}) || ' after') "
+        f"FROM {quote(_COUNTS)} c WHERE c.new_name = {literal(table.name)} "
+        f"AND c.n <> (SELECT count(*) FROM {source})"
+    )
+
+
+def _kept(table_name: str) -> str:
+    """The temporary table that holds a table's rows while it is dropped and created again."""
+    return quote(f"{TEMP_PREFIX}keep_{table_name}")
+
+
+def _set_aside(dependent: TableDef) -> str:
+    """Keep a referencing table's rows while it is dropped, so the table it references can be."""
+    return f"CREATE TEMP TABLE {_kept(dependent.name)} AS SELECT * FROM {qualified(dependent.name, dependent.schema)}"
+
+
+def _restore(dependent: TableDef) -> list[str]:
+    """Create a referencing table again and put back the rows ``_set_aside`` kept."""
+    stored = ", ".join(quote(c.name) for c in dependent.stored_columns())
+    return [
+        dependent.create_sql(),
+        f"INSERT INTO {qualified(dependent.name, dependent.schema)} ({stored}) SELECT {stored} "
+        f"FROM {_kept(dependent.name)}",
+        f"DROP TABLE {_kept(dependent.name)}",
+    ]
 
 
 def _copy_statements(old: TableDef, new: TableDef, state: _State) -> tuple[list[str], list[str]]:
@@ -713,7 +747,7 @@ def _copy_statements(old: TableDef, new: TableDef, state: _State) -> tuple[list[
         return before, [f"ALTER TABLE {qualified(scratch, schema)} RENAME TO {quote(new.name)}"]
     if new.name.lower() != old.name.lower():
         return [new.create_sql(), f"INSERT INTO {qualified(new.name, schema)} ({columns}) {converted}"], []
-    keep = quote(f"{TEMP_PREFIX}keep_{old.name}")
+    keep = _kept(old.name)
     return [f"CREATE TEMP TABLE {keep} AS {converted}"], [
         new.create_sql(),
         f"INSERT INTO {qualified(new.name, schema)} ({columns}) SELECT {columns} FROM {keep}",
@@ -769,13 +803,21 @@ def find_constraint(table: TableDef, name: str | None, kind: str | None) -> Drop
     if kind is not None and kind not in _KINDS:
         raise PlanError(f"unknown constraint type {kind!r}; use one of {', '.join(_KINDS)}")
     of_kind = [c for c in _candidates(table) if kind in (None, c.kind)]
-    by_name = [c for c in of_kind if c.is_named(name)]
-    if len(by_name) == 1:
-        return DropConstraint(by_name[0].constraint)
-    if kind is not None and len(of_kind) == 1:
-        return DropConstraint(of_kind[0].constraint)
+    found = _the_one(of_kind, name, kind)
+    if found is not None:
+        return DropConstraint(found.constraint)
     listed = "; ".join(c.describe() for c in of_kind) or "none"
     raise PlanError(
         f"table {table.name} has no {_KINDS.get(kind or '', 'constraint')} that matches {name!r} "
         f"(DuckDB keeps no constraint names; it has: {listed}); drop it by one of those names"
     )
+
+
+def _the_one(candidates: list[_Candidate], name: str | None, kind: str | None) -> _Candidate | None:
+    """The one candidate by that name; else, when a kind was given, the only candidate (of that kind)."""
+    by_name = [c for c in candidates if c.is_named(name)]
+    if len(by_name) == 1:
+        return by_name[0]
+    if kind is not None and len(candidates) == 1:
+        return candidates[0]
+    return None
