@@ -47,7 +47,7 @@ from ccdash_alembic import alembic_internals as internals
 from ccdash_alembic.ddl import catalog, census, expressions, rebuild, statements
 from ccdash_alembic.ddl.defaults import normalize_default
 from ccdash_alembic.ddl.dialect import column_sequence, implicit_sequences
-from ccdash_alembic.ddl.tabledef import Column, ForeignKey, Index, literal, qualified, quote
+from ccdash_alembic.ddl.tabledef import Column, ForeignKey, Index, TableDef, literal, qualified, quote
 from ccdash_alembic.ddl.types import canonical
 from ccdash_alembic.errors import DataLossRefused
 from ccdash_alembic.policy import POLICY_OPTION, UNGUARDED, RunPolicy
@@ -188,15 +188,21 @@ class DuckDBImpl(DefaultImpl):
         counted = f"count({quote(column)})" if column else "count(*)"
         rows = int(self.connection.exec_driver_sql(f"SELECT {counted} FROM {source}").scalar() or 0)
         if rows:
-            what = f"column {table_name}.{column} ({rows} values)" if column else f"table {table_name} ({rows} rows)"
-            self._data_losses.append(what)
-            if column is None:
-                self._declared.add(((schema or census.DEFAULT_SCHEMA).lower(), table_name.lower()))
-            if self.connection.get_isolation_level() == "AUTOCOMMIT":
-                raise DataLossRefused(
-                    f"this step would drop {what}",
-                    "Run again with -x confirm_data_loss=true, or with backups on so a copy is made first",
-                )
+            self._declare_loss(table_name, schema, column, rows)
+
+    def _declare_loss(self, table_name: str, schema: str | None, column: str | None, rows: int) -> None:
+        """Note the rows a drop loses, for ``take_data_losses``; in autocommit, where no rollback could undo
+        the drop, refuse it instead."""
+        what = f"column {table_name}.{column} ({rows} values)" if column else f"table {table_name} ({rows} rows)"
+        self._data_losses.append(what)
+        if column is None:
+            self._declared.add(((schema or census.DEFAULT_SCHEMA).lower(), table_name.lower()))
+        assert self.connection is not None
+        if self.connection.get_isolation_level() == "AUTOCOMMIT":
+            raise DataLossRefused(
+                f"this step would drop {what}",
+                "Run again with -x confirm_data_loss=true, or with backups on so a copy is made first",
+            )
 
     def catalog_connection(self) -> Connection:
         """Where the catalog is read: the database itself, or in ``--sql`` mode its schema-only shadow."""
@@ -243,9 +249,7 @@ class DuckDBImpl(DefaultImpl):
             return
         if not self.as_sql:
             self._check_rows(table_name, schema, changes)
-            for change in changes:
-                if isinstance(change, rebuild.DropColumn):
-                    self._guard_data(table_name, schema, change.name)
+            self._guard_dropped_columns(table_name, schema, changes)
         enums = self._dropped_enum_columns(table_name, schema, changes)
         plan = rebuild.plan(
             self.catalog_connection(),
@@ -256,14 +260,25 @@ class DuckDBImpl(DefaultImpl):
         )
         log.debug("%s", plan)  # the plan and its SQL: ccdash-migrate -v, or the ccdash_alembic logger at DEBUG
         self.run_sql(plan.statements)
+        name = self._note_renames(table_name, schema, changes)
+        if any(isinstance(c, rebuild.DropIndex) for c in changes):
+            self._dropped_index.add(table_name.lower())
+        self._drop_unused_types(name, schema, enums)
+
+    def _guard_dropped_columns(self, table_name: str, schema: str | None, changes: Sequence[rebuild.Change]) -> None:
+        """The census counts rows, and a dropped column loses values but no rows: note each one holding data."""
+        for change in changes:
+            if isinstance(change, rebuild.DropColumn):
+                self._guard_data(table_name, schema, change.name)
+
+    def _note_renames(self, table_name: str, schema: str | None, changes: Sequence[rebuild.Change]) -> str:
+        """Note the renames among ``changes``, so the census follows the table's rows; its name after them."""
         name = table_name
         for change in changes:
             if isinstance(change, rebuild.RenameTable):
                 self._renames.append((schema or census.DEFAULT_SCHEMA, name, change.new_name))
                 name = change.new_name
-        if any(isinstance(c, rebuild.DropIndex) for c in changes):
-            self._dropped_index.add(table_name.lower())
-        self._drop_unused_types(name, schema, enums)
+        return name
 
     def _dropped_enum_columns(
         self, table_name: str, schema: str | None, changes: Sequence[rebuild.Change]
@@ -293,22 +308,27 @@ class DuckDBImpl(DefaultImpl):
         """Refuse a type change or a NOT NULL the rows do not allow, naming them, before anything changes."""
         assert self.connection is not None
         table = catalog.read_table(self.connection, table_name, schema)
-        key = ", ".join(quote(c) for c in table.primary_key) or "rowid"
         for change in changes:
-            if not isinstance(change, rebuild.AlterColumn) or not table.has_column(change.name):
-                continue
-            for condition, problem in _row_conditions(table.column(change.name), change):
-                rows = self.connection.exec_driver_sql(
-                    f"SELECT {key}, count(*) OVER () FROM {qualified(table.name, schema)} WHERE {condition} "
-                    f"ORDER BY {key} LIMIT 5"
-                ).fetchall()
-                if rows:
-                    keys = ", ".join(str(r[0]) if len(r) == 2 else str(r[:-1]) for r in rows)
-                    raise rebuild.PlanError(
-                        f"cannot change {table.name}.{change.name}: {rows[0][-1]} rows {problem} "
-                        f"({key.replace(chr(34), '')} {keys}); fix those rows first"
-                        + ("" if change.using or change.type is None else " or give a USING expression")
-                    )
+            if isinstance(change, rebuild.AlterColumn) and table.has_column(change.name):
+                for condition, problem in _row_conditions(table.column(change.name), change):
+                    self._refuse_rows(table, change, condition, problem)
+
+    def _refuse_rows(self, table: TableDef, change: rebuild.AlterColumn, condition: str, problem: str) -> None:
+        """Refuse ``change`` when rows match ``condition``, with their count and the keys of the first five."""
+        assert self.connection is not None
+        key = ", ".join(quote(c) for c in table.primary_key) or "rowid"
+        rows = self.connection.exec_driver_sql(
+            f"SELECT {key}, count(*) OVER () FROM {qualified(table.name, table.schema)} WHERE {condition} "
+            f"ORDER BY {key} LIMIT 5"
+        ).fetchall()
+        if not rows:
+            return
+        keys = ", ".join(str(r[0]) if len(r) == 2 else str(r[:-1]) for r in rows)
+        raise rebuild.PlanError(
+            f"cannot change {table.name}.{change.name}: {rows[0][-1]} rows {problem} "
+            f"({key.replace(chr(34), '')} {keys}); fix those rows first"
+            + ("" if change.using or change.type is None else " or give a USING expression")
+        )
 
     # --- translating Alembic's operations into changes ------------------------------------------------
 
