@@ -50,16 +50,8 @@ def compare_check_constraints(
 
     if conn_table is None or metadata_table is None or autogen_context.dialect.name != "duckdb":
         return PriorityDispatchResult.CONTINUE
-    assert autogen_context.inspector is not None
-    dialect = autogen_context.dialect
-    reflected = {
-        canonical_expression(ck["sqltext"]): ck for ck in autogen_context.inspector.get_check_constraints(tname, schema)
-    }
-    wanted: dict[str, Any] = {}
-    for const in metadata_table.constraints:
-        if isinstance(const, sa.CheckConstraint):
-            text = str(const.sqltext.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
-            wanted[canonical_expression(text)] = const
+    reflected = _reflected_checks(autogen_context, tname, schema)
+    wanted = _model_checks(metadata_table, autogen_context.dialect)
     for expression in sorted(set(reflected) - set(wanted)):
         name = reflected[expression]["name"]
         const = sa.CheckConstraint(sa.text(expression), name=name, table=conn_table)
@@ -74,7 +66,29 @@ def compare_check_constraints(
     return PriorityDispatchResult.CONTINUE
 
 
-_SUFFIXES = {"unique": "key", "primary": "pkey", "foreignkey": "fkey", "check": "check"}
+def _reflected_checks(autogen_context: AutogenContext, tname: str, schema: str | None) -> dict[str, Any]:
+    """The database's check constraints as reflected, by their canonical expression."""
+    assert autogen_context.inspector is not None
+    found = autogen_context.inspector.get_check_constraints(tname, schema)
+    return {canonical_expression(ck["sqltext"]): ck for ck in found}
+
+
+def _model_checks(metadata_table: sa.Table, dialect: Any) -> dict[str, sa.CheckConstraint]:
+    """The model's check constraints, by their canonical expression."""
+    checks = [c for c in metadata_table.constraints if isinstance(c, sa.CheckConstraint)]
+    return {canonical_expression(_check_sql(c, dialect)): c for c in checks}
+
+
+def _check_sql(const: sa.CheckConstraint, dialect: Any) -> str:
+    return str(const.sqltext.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+
+
+_SUFFIXES: dict[type[sa.Constraint], str] = {
+    sa.UniqueConstraint: "key",
+    sa.PrimaryKeyConstraint: "pkey",
+    sa.ForeignKeyConstraint: "fkey",
+    sa.CheckConstraint: "check",
+}
 
 
 def duckdb_constraint_name(const: sa.Constraint, dialect: Any) -> str | None:
@@ -82,24 +96,25 @@ def duckdb_constraint_name(const: sa.Constraint, dialect: Any) -> str | None:
     a foreign key's referred columns after its own. None when it cannot be told (an expression DuckDB cannot
     parse alone)."""
     table = const.table.name
-    if isinstance(const, sa.ForeignKeyConstraint):
-        columns = [e.parent.name for e in const.elements] + [e.column.name for e in const.elements]
-        suffix = _SUFFIXES["foreignkey"]
-    elif isinstance(const, sa.CheckConstraint):
-        text = str(const.sqltext.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
-        try:
-            columns = ordered_columns(text)
-        except ValueError:
-            return None
-        suffix = _SUFFIXES["check"]
-    elif isinstance(const, sa.UniqueConstraint | sa.PrimaryKeyConstraint):
-        columns = [c.name for c in const.columns]
-        suffix = _SUFFIXES["unique" if isinstance(const, sa.UniqueConstraint) else "primary"]
-    else:
-        return None
+    suffix = next((suffix for kind, suffix in _SUFFIXES.items() if isinstance(const, kind)), None)
+    columns = _named_after(const, dialect)
     if not columns:  # a bare constraint known by name only (written by hand, not from the model)
         return None
     return f"{table}_{'_'.join(c.lower() for c in columns)}_{suffix}"
+
+
+def _named_after(const: sa.Constraint, dialect: Any) -> list[str] | None:
+    """The columns DuckDB names a constraint after, in order; None for a check it cannot parse alone."""
+    if isinstance(const, sa.ForeignKeyConstraint):
+        return [e.parent.name for e in const.elements] + [e.column.name for e in const.elements]
+    if isinstance(const, sa.CheckConstraint):
+        try:
+            return ordered_columns(_check_sql(const, dialect))
+        except ValueError:
+            return None
+    if isinstance(const, sa.UniqueConstraint | sa.PrimaryKeyConstraint):
+        return [c.name for c in const.columns]
+    return None
 
 
 def name_dropped_constraints(context: Any, revision: Any, directives: list[Any]) -> None:
