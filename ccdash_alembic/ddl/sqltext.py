@@ -108,19 +108,22 @@ def string_literal(text: str) -> str | None:
 def unwrap_cast(text: str) -> str | None:
     """Return ``x`` for ``CAST(x AS type)`` or ``x::type`` spanning the whole text, else None."""
     text = text.strip()
+    operand = _cast_call_operand(text)
+    return operand if operand is not None else _cast_operator_operand(text)
+
+
+def _cast_call_operand(text: str) -> str | None:
+    """``x`` of a ``CAST(x AS type)`` that is the whole text: what comes before the last top-level `` AS ``
+    (the type, unlike ``x``, never holds one)."""
     call = parenthesized(text)
-    if call is not None and call[0].lower() == "cast" and text.endswith(")") and len(call[1]) == len(text) - 6:
-        cut = None
-        for pos, ch, depth in _scan(call[1]):
-            if depth == 0 and ch == " " and call[1][pos : pos + 4].lower() == " as ":
-                cut = pos
-        if cut is not None:
-            return call[1][:cut].strip()
-    colon = None
-    for pos, ch, depth in _scan(text):
-        if depth == 0 and ch == ":" and text[pos : pos + 2] == "::":
-            colon = pos
-            break
-    if colon is not None:
-        return text[:colon].strip()
-    return None
+    if call is None or call[0].lower() != "cast" or len(call[1]) != len(text) - len("cast()"):
+        return None
+    args = call[1]
+    cuts = [pos for pos, _, depth in _scan(args) if depth == 0 and args[pos : pos + 4].lower() == " as "]
+    return args[: cuts[-1]].strip() if cuts else None
+
+
+def _cast_operator_operand(text: str) -> str | None:
+    """``x`` of ``x::type``: what comes before the first top-level ``::``."""
+    colon = next((pos for pos, _, depth in _scan(text) if depth == 0 and text.startswith("::", pos)), None)
+    return text[:colon].strip() if colon is not None else None
