@@ -22,12 +22,18 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import CommandLine, Config
 from alembic.ddl.impl import DefaultImpl
+from alembic.operations import Operations
+from alembic.operations.batch import BatchOperationsImpl
 from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import sqla_compat
 from conftest import REPO
 
 from ccdash_alembic import alembic_internals as internals
+from ccdash_alembic.ddl import catalog
+from ccdash_alembic.ddl.impl import DuckDBImpl
+from ccdash_alembic.ddl.rebuild import PlanError
 
 PACKAGE = REPO / "ccdash_alembic"
 INTERNALS = PACKAGE / "alembic_internals.py"
@@ -155,6 +161,128 @@ def test_alembic_check_is_told_apart_from_other_commands(tmp_path: Path) -> None
     command.current(config)
     assert record.read_text().split() == ["True", "False"]
     assert not internals.in_alembic_check()
+
+
+def _item_table(connection: sa.Connection) -> Operations:
+    """Operations on a connection holding ``item`` (two rows) and ``tag``, which references it."""
+    connection.exec_driver_sql("CREATE TABLE item (id INTEGER PRIMARY KEY, name VARCHAR, n INTEGER)")
+    connection.exec_driver_sql("INSERT INTO item VALUES (1, 'a', 10), (2, 'b', 20)")
+    connection.exec_driver_sql("CREATE TABLE tag (item_id INTEGER REFERENCES item (id), label VARCHAR)")
+    connection.exec_driver_sql("INSERT INTO tag VALUES (1, 'x')")
+    return Operations(MigrationContext.configure(connection))
+
+
+def test_the_routed_flush_replaces_alembics_own() -> None:
+    alembic_flush = internals._alembic_flush
+    assert (alembic_flush.__module__, alembic_flush.__qualname__) == (
+        "alembic.operations.batch",
+        "BatchOperationsImpl.flush",
+    )
+    assert BatchOperationsImpl.flush is internals._routed_flush  # installed when the DuckDB implementation loads
+
+
+def test_a_batch_block_ends_in_flush_holding_what_the_route_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    flushed: list[BatchOperationsImpl] = []
+    seen: dict[str, Any] = {}
+    routed = BatchOperationsImpl.flush
+
+    def watching(batch: BatchOperationsImpl) -> None:
+        flushed.append(batch)
+        seen.update(
+            impl=batch.impl,
+            table_name=batch.table_name,
+            schema=batch.schema,
+            recreate=batch.recreate,
+            partial_reordering=batch.partial_reordering,
+            batch=list(batch.batch),
+        )
+        routed(batch)
+
+    monkeypatch.setattr(BatchOperationsImpl, "flush", watching)
+    engine = sa.create_engine("duckdb:///:memory:")
+    with engine.begin() as connection:
+        op = _item_table(connection)
+        assert isinstance(op.impl, DuckDBImpl)
+        with op.batch_alter_table("item", schema="main", recreate="always") as batch_op:
+            batch_op.add_column(sa.Column("note", sa.String))
+            batch_op.alter_column("n", type_=sa.BigInteger)
+            batch_op.drop_column("name")
+            assert flushed == []  # the block only collects its operations...
+            assert "note" not in [c.name for c in catalog.read_table(connection, "item").columns]
+        assert len(flushed) == 1  # ...and its end flushes them, once
+        assert seen["impl"] is op.impl
+        assert (seen["table_name"], seen["schema"], seen["recreate"]) == ("item", "main", "always")
+        assert not seen["partial_reordering"]
+        assert [name for name, _, _ in seen["batch"]] == ["add_column", "alter_column", "drop_column"]
+        for name, args, kw in seen["batch"]:
+            assert callable(getattr(DefaultImpl, name)), name  # the implementation method that runs it
+            assert isinstance(args, tuple) and args[0] == "item" and isinstance(kw, dict)
+            assert kw["schema"] == "main"
+        assert seen["batch"][0][1][1].name == "note" and seen["batch"][1][1][1] == "n"
+        assert seen["batch"][1][2]["type_"] is not None
+
+        # the route took the block to the planner: Alembic's own copy would have failed on the referenced table
+        table = catalog.read_table(connection, "item")
+        assert [(c.name, c.type) for c in table.columns] == [("id", "INTEGER"), ("n", "BIGINT"), ("note", "VARCHAR")]
+        assert connection.exec_driver_sql("SELECT id, n FROM item ORDER BY id").all() == [(1, 10), (2, 20)]
+        assert connection.exec_driver_sql("SELECT item_id, label FROM tag").all() == [(1, "x")]
+
+
+def test_a_batch_blocks_partial_reordering_reaches_the_route() -> None:
+    engine = sa.create_engine("duckdb:///:memory:")
+    with engine.begin() as connection:
+        op = _item_table(connection)
+        reordered = op.batch_alter_table("item", recreate="always", partial_reordering=[("n", "name")])
+        with pytest.raises(PlanError, match="cannot reorder columns"), reordered as batch_op:
+            batch_op.add_column(sa.Column("note", sa.String))
+
+
+def test_ensure_scope_for_ddl_opens_a_transaction_only_when_none_is_open() -> None:
+    scope = sqla_compat._ensure_scope_for_ddl
+    assert scope is internals._ensure_scope_for_ddl
+    engine = sa.create_engine("duckdb:///:memory:")
+    with engine.connect() as connection:
+        assert not connection.in_transaction()
+        with scope(connection):
+            assert connection.in_transaction()
+            connection.exec_driver_sql("CREATE TABLE t (id INTEGER)")
+        assert not connection.in_transaction()  # committed at the end of the scope
+        with connection.begin() as outer:
+            with scope(connection):
+                assert connection.in_transaction()
+                connection.exec_driver_sql("INSERT INTO t VALUES (1)")
+            assert connection.in_transaction()  # the caller's transaction goes on
+            outer.rollback()
+        assert connection.exec_driver_sql("SELECT count(*) FROM t").scalar() == 0
+    with scope(None):  # --sql mode: no connection
+        pass
+
+
+def test_a_duckdb_batch_block_outside_a_transaction_runs_in_one_of_its_own() -> None:
+    engine = sa.create_engine("duckdb:///:memory:")
+    with engine.connect() as connection:
+        op = _item_table(connection)
+        connection.commit()
+        with op.batch_alter_table("item") as batch_op:
+            batch_op.alter_column("n", type_=sa.BigInteger)
+        assert not connection.in_transaction()  # begun and committed by the block's end, as Alembic's flush does
+        assert [c.type for c in catalog.read_table(connection, "item").columns] == ["INTEGER", "VARCHAR", "BIGINT"]
+
+
+def test_a_batch_block_on_another_database_keeps_alembics_own_flush() -> None:
+    statements: list[str] = []
+    engine = sa.create_engine("sqlite://")
+    sa.event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE item (id INTEGER PRIMARY KEY, name VARCHAR, n INTEGER)")
+        connection.exec_driver_sql("INSERT INTO item VALUES (1, 'a', 10), (2, 'b', 20)")
+        op = Operations(MigrationContext.configure(connection))
+        assert not isinstance(op.impl, DuckDBImpl)
+        with op.batch_alter_table("item", recreate="always") as batch_op:
+            batch_op.drop_column("name")
+        assert any(re.match(r"\s*CREATE TABLE _alembic_tmp_item\b", s) for s in statements)  # Alembic's copy
+        assert any(re.match(r"\s*ALTER TABLE _alembic_tmp_item RENAME TO item\b", s) for s in statements)
+        assert connection.exec_driver_sql("SELECT * FROM item ORDER BY id").all() == [(1, 10), (2, 20)]
 
 
 # --- SQLAlchemy -----------------------------------------------------------------------------------------------
