@@ -149,6 +149,7 @@ def test_restore_round_trip_waits_for_the_file_and_drops_the_replaced_log(projec
         holder.wait()
     assert refused.returncode == ExitCode.LOCKED and "in use" in _error(refused)
 
+    assert Path(f"{project.db}.wal").exists()  # still there when the restore starts (the holder kept it)
     restored = project.migrate("-x", f"backup_dir={folder}", "restore", backup_path.name)
     assert restored.returncode == 0, restored.stderr
     assert not Path(f"{project.db}.wal").exists()
