@@ -7,6 +7,9 @@ console script of this environment against a copy of the repository's ``alembic.
 
 from __future__ import annotations
 
+import compileall
+import fcntl
+import hashlib
 import os
 import pty
 import re
@@ -14,7 +17,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +28,20 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 PROJECT_FILES = ("alembic.ini", "env.py", "script.py.mako")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Compile the package, the repository's environment and CCDash's revisions into their ``__pycache__``.
+
+    The processes tests start write no bytecode (``PYTHONDONTWRITEBYTECODE``: a revision file a test rewrites
+    within a second must never run from a stale cache, and a project's folder must hold only what the test
+    wrote), so without this each of the suite's many process starts compiled the whole package again. A file
+    edited later is compiled from source again, as Python checks each cache against its source."""
+    if hasattr(session.config, "workerinput"):
+        return  # a parallel worker: the controlling process has compiled
+    for folder in (REPO / "ccdash_alembic", REPO / "versions"):
+        compileall.compile_dir(folder, quiet=2)
+    compileall.compile_file(REPO / "env.py", quiet=2)
 
 
 @dataclass
@@ -137,15 +154,77 @@ def items_revisions(project: Project, slow: float = 0.0, count: int = 3) -> None
         parent = revision
 
 
-@pytest.fixture
-def project(tmp_path: Path) -> Project:
-    root = tmp_path / "project"
+def counting_revisions(project: Project) -> None:
+    """Three revisions that each take a while and leave one row in ``ran``, so double application would show."""
+    project.write_revision(
+        "20250101000001",
+        None,
+        upgrade="op.execute('CREATE TABLE ran (revision VARCHAR)')\ntime.sleep(0.5)\n"
+        "op.execute(\"INSERT INTO ran VALUES ('1')\")",
+        header="import time",
+        message="one",
+    )
+    for n in (2, 3):
+        project.write_revision(
+            f"2025010100000{n}",
+            f"2025010100000{n - 1}",
+            upgrade=f"time.sleep(0.5)\nop.execute(\"INSERT INTO ran VALUES ('{n}')\")",
+            header="import time",
+            message=f"rev {n}",
+        )
+
+
+def error_line(result: subprocess.CompletedProcess[str]) -> str:
+    """The one ``error: `` line a refused or failed run prints (whatever else stderr holds)."""
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def digest(path: Path) -> str:
+    """The SHA-256 of a file's bytes: equal digests before and after a run mean it wrote nothing."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def status_parts(text: str) -> tuple[dict[str, str], str]:
+    """``status``'s piped output: its ``label  value`` lines, then its revision table."""
+    head, _, table = text.partition("\n\n")
+    fields = {}
+    for line in head.splitlines():
+        label, value = re.split(r"\s{2,}", line, maxsplit=1)
+        fields[label] = value
+    return fields, table
+
+
+def new_project(folder: Path) -> Project:
+    """A project in ``folder``: ``project/`` (environment files, empty ``versions/``), ``home/``, and
+    ``data/ccdash.db`` not yet created."""
+    root = folder / "project"
     (root / "versions").mkdir(parents=True)
     for name in PROJECT_FILES:
         shutil.copy(REPO / name, root / name)
-    home = tmp_path / "home"
+    home = folder / "home"
     home.mkdir()
-    return Project(root=root, db=tmp_path / "data" / "ccdash.db", home=home)
+    return Project(root=root, db=folder / "data" / "ccdash.db", home=home)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    return new_project(tmp_path)
+
+
+def database_template(factory: pytest.TempPathFactory, prepare: Callable[[Project], object]) -> Path:
+    """The database folder of a project ``prepare`` wrote and migrated, for a module- or session-scoped fixture:
+    tests that start from the same migrated state copy it (``use_database``) rather than each running the same
+    upgrade again."""
+    template = new_project(factory.mktemp("template"))
+    prepare(template)
+    return template.db.parent
+
+
+def use_database(project: Project, template: Path) -> None:
+    """Give ``project`` a copy of a ``database_template`` folder (its revision files are the test's to write)."""
+    shutil.copytree(template, project.db.parent)
 
 
 def snapshot(path: Path) -> dict[str, object]:
@@ -229,11 +308,15 @@ def duckdb11_python() -> Path:
     venv = REPO / ".cache" / f"duckdb-{DUCKDB_11}"
     python = venv / "bin" / "python"
     probe = [str(python), "-c", f"import duckdb; assert duckdb.__version__ == {DUCKDB_11!r}"]
-    if not python.exists() or subprocess.run(probe, capture_output=True).returncode != 0:
-        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
-        subprocess.run(
-            [str(python), "-m", "pip", "install", "--quiet", f"duckdb=={DUCKDB_11}"], check=True, timeout=600
-        )
+    venv.parent.mkdir(exist_ok=True)
+    # parallel test workers (and other checkouts' runs) share the environment: one creates it, the others wait
+    with open(venv.parent / f"duckdb-{DUCKDB_11}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not python.exists() or subprocess.run(probe, capture_output=True).returncode != 0:
+            subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+            subprocess.run(
+                [str(python), "-m", "pip", "install", "--quiet", f"duckdb=={DUCKDB_11}"], check=True, timeout=600
+            )
     return python
 
 

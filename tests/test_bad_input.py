@@ -22,7 +22,18 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import BIN, REPO, Project, hold, items_revisions
+from conftest import (
+    BIN,
+    REPO,
+    Project,
+    database_template,
+    digest,
+    error_line,
+    hold,
+    items_revisions,
+    use_database,
+)
+from shapes import BASE_UPGRADE
 
 from ccdash_alembic.ccdash.errors import NOT_CCDASH
 from ccdash_alembic.errors import ExitCode
@@ -62,12 +73,22 @@ def _contents(folder: Path) -> dict[str, str]:
     }
 
 
-@pytest.fixture
-def applied(project: Project) -> Project:
-    """Three revisions, the first two applied (so ``up`` and ``down`` both have something to do)."""
+def _apply(project: Project) -> None:
     items_revisions(project)
     result = project.migrate("upgrade", R2)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.fixture(scope="module")
+def applied_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return database_template(tmp_path_factory, _apply)
+
+
+@pytest.fixture
+def applied(project: Project, applied_data: Path) -> Project:
+    """Three revisions, the first two applied (so ``up`` and ``down`` both have something to do)."""
+    items_revisions(project)
+    use_database(project, applied_data)
     return project
 
 
@@ -532,3 +553,71 @@ def test_a_refused_foreign_database_keeps_its_bytes_and_its_log(tmp_path: Path) 
     )
     _refused(result, NOT_CCDASH, "stuff")
     assert _contents(folder) == before
+
+
+# --- 14: a revision file that does not parse, a truncated file, a folder nobody can write in -------------------
+
+
+def test_revision_file_with_a_syntax_error(project: Project) -> None:
+    project.write_revision("20250101000001", None, message="fine")
+    assert project.alembic("upgrade", "head").returncode == 0
+    before = digest(project.db)
+    (project.versions / "20250101000002_broken.py").write_text(
+        "revision = '20250101000002'\ndown_revision = '20250101000001'\ndef upgrade(:\n    pass\n"
+    )
+    result = project.alembic("upgrade", "head")
+    assert result.returncode == ExitCode.INVALID_REVISIONS
+    assert "20250101000002_broken.py has a syntax error at line 3" in error_line(result)
+    assert "Traceback" not in result.stderr
+    assert digest(project.db) == before
+
+
+def test_truncated_database_file(project: Project) -> None:
+    project.write_revision("20250101000001", None, upgrade=BASE_UPGRADE, message="base")
+    assert project.alembic("upgrade", "head").returncode == 0
+    data = project.db.read_bytes()
+    project.db.write_bytes(data[: len(data) // 3])
+    before = digest(project.db)
+    for command in (["current"], ["upgrade", "head"]):
+        result = project.alembic(*command)
+        assert result.returncode == ExitCode.DATABASE_UNUSABLE
+        assert "is truncated" in error_line(result) or "not a readable DuckDB database" in error_line(result)
+    assert digest(project.db) == before
+
+
+@contextmanager
+def _read_only_folder(path: Path) -> Iterator[str]:
+    """A folder nobody, root included, can create files in: a read-only mount or an immutable folder for root
+    (who ignores permissions), plain permissions otherwise."""
+    path.mkdir()
+    if os.getuid() != 0:
+        path.chmod(0o555)
+        yield "Permission denied"
+        path.chmod(0o755)
+        return
+    if (
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1M,ro", "tmpfs", str(path)], capture_output=True).returncode
+        == 0
+    ):
+        try:
+            yield "Read-only file system"
+        finally:
+            subprocess.run(["umount", str(path)], check=True)
+        return
+    if subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode == 0:
+        try:
+            yield "Operation not permitted"
+        finally:
+            subprocess.run(["chattr", "-i", str(path)], check=True)
+        return
+    pytest.skip("this machine lets root write everywhere: no read-only mount, no immutable folder")
+
+
+def test_path_in_a_read_only_directory(project: Project, tmp_path: Path) -> None:
+    project.write_revision("20250101000001", None, message="fine")
+    with _read_only_folder(tmp_path / "locked") as reason:
+        result = project.alembic("upgrade", "head", db=tmp_path / "locked" / "ccdash.db")
+        assert result.returncode == ExitCode.DATABASE_UNUSABLE, result.stderr
+        line = error_line(result)
+        assert "cannot open" in line and reason in line
+        assert list((tmp_path / "locked").iterdir()) == []

@@ -11,7 +11,7 @@ import textwrap
 from dataclasses import fields
 from pathlib import Path
 
-from conftest import ANSI_ESCAPE, BIN, Project, hold, items_revisions, on_terminal
+from conftest import ANSI_ESCAPE, BIN, Project, hold, items_revisions, on_terminal, status_parts
 
 from ccdash_alembic.ccdash.application import CCDASH
 from ccdash_alembic.errors import ExitCode
@@ -27,16 +27,6 @@ def _rows(table: str) -> tuple[list[str], list[list[str]]]:
     return names, rows
 
 
-def _fields_and_table(text: str) -> tuple[dict[str, str], str]:
-    """``status``'s piped output: its ``label  value`` lines, then its revision table."""
-    head, _, table = text.partition("\n\n")
-    fields = {}
-    for line in head.splitlines():
-        label, value = re.split(r"\s{2,}", line, maxsplit=1)
-        fields[label] = value
-    return fields, table
-
-
 # --- status -------------------------------------------------------------------------------------------------------
 
 
@@ -46,7 +36,7 @@ def test_status_piped_and_json(project: Project) -> None:
     piped = project.migrate("status")
     assert piped.returncode == 0, piped.stderr
     assert "\x1b[" not in piped.stdout  # no colour codes when piped
-    fields, table = _fields_and_table(piped.stdout)
+    fields, table = status_parts(piped.stdout)
     assert fields["Database"] == f"{project.db} (from -x db)"
     assert fields["Current"] == "20250101000002 (two)"
     assert fields["Head"] == "20250101000003 (three)"
@@ -145,88 +135,13 @@ def test_history_records_a_failure_with_its_error(project: Project) -> None:
     assert project.alembic("upgrade", "head").returncode == ExitCode.MIGRATION_FAILED
     [step] = json.loads(project.migrate("history", "--json").stdout)
     assert step["status"] == "failed" and "disk on fire" in step["error_message"]
-    fields, _ = _fields_and_table(project.migrate("status").stdout)
+    fields, _ = status_parts(project.migrate("status").stdout)
     assert fields["Last failure"].startswith("20250101000001 at ") and "disk on fire" in fields["Last failure"]
 
 
 def test_history_of_a_database_with_none(project: Project) -> None:
     result = project.migrate("history")
     assert result.returncode == 0 and result.stdout == "" and "No steps recorded yet" in result.stderr
-
-
-# --- validate: exit codes for CI --------------------------------------------------------------------------------
-
-
-def _validate(project: Project) -> tuple[int, dict[str, object]]:
-    result = project.migrate("validate", "--json")
-    data = json.loads(result.stdout)
-    assert data["exit_code"] == result.returncode
-    return result.returncode, data
-
-
-def test_validate_exit_codes_clean_pending_failed_drift_invalid(project: Project) -> None:
-    items_revisions(project)
-    assert _validate(project) == (0, {"revisions": 3, "findings": [], "exit_code": 0})  # no database yet
-
-    assert project.alembic("upgrade", "20250101000001").returncode == 0
-    code, data = _validate(project)
-    assert code == ExitCode.PENDING
-    assert [(f["kind"], f["subject"]) for f in data["findings"]] == [  # type: ignore[attr-defined]
-        ("pending", "20250101000002"),
-        ("pending", "20250101000003"),
-    ]
-
-    three = project.versions / "20250101000003_three.py"
-    good = three.read_text()
-    three.write_text(good.replace("op.create_index('ix_items_name', 'items', ['name'])", "raise RuntimeError('no')"))
-    assert project.alembic("upgrade", "head").returncode == ExitCode.MIGRATION_FAILED
-    code, data = _validate(project)
-    assert code == ExitCode.MIGRATION_FAILED
-    assert ("failed", "20250101000003") in [(f["kind"], f["subject"]) for f in data["findings"]]  # type: ignore[attr-defined]
-    three.write_text(good)
-    assert project.alembic("upgrade", "head").returncode == 0
-    assert _validate(project)[0] == 0  # the later success resolves the failure
-
-    one = project.versions / "20250101000001_one.py"
-    one.write_text(one.read_text() + "# edited\n")
-    code, data = _validate(project)
-    assert code == ExitCode.CHECKSUM_MISMATCH
-    assert [f for f in data["findings"] if f["kind"] != "note"] == [  # type: ignore[attr-defined]
-        {
-            "kind": "checksum",
-            "subject": "20250101000001",
-            "message": "20250101000001_one.py changed after it was applied",
-        }
-    ]
-    one.write_text(one.read_text().replace("# edited\n", ""))
-
-    (project.versions / "20250101000004_Bad_Name.py").write_text(
-        "revision = '20250101000004'\ndown_revision = '20250101000003'\n"
-    )
-    code, data = _validate(project)
-    assert code == ExitCode.INVALID_REVISIONS
-    assert data["findings"][0]["message"] == "is not named <14-digit UTC timestamp>_<slug>.py"  # type: ignore[index]
-    piped = project.migrate("validate")
-    assert piped.returncode == ExitCode.INVALID_REVISIONS
-    assert piped.stderr.strip().splitlines()[-1] == (
-        "error: 1 finding (exit code 11). Fix the revision files before the next upgrade"
-    )
-
-
-def test_validate_reports_a_dirty_mark(project: Project) -> None:
-    project.write_revision(
-        "20250101000001",
-        None,
-        "op.create_table('a', sa.Column('id', sa.Integer))\nraise RuntimeError('half way')",
-        message="outside",
-        header="transactional = False",
-    )
-    assert project.alembic("upgrade", "head").returncode == ExitCode.MIGRATION_FAILED
-    code, data = _validate(project)
-    assert code == ExitCode.DIRTY
-    assert data["findings"][0]["kind"] == "dirty"  # type: ignore[index]
-    fields, _ = _fields_and_table(project.migrate("status").stdout)
-    assert fields["Dirty"].startswith("yes: 20250101000001 did not finish")
 
 
 # --- up, down, revisions, create ---------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import Project, snapshot
+from conftest import Project, digest, snapshot
 from shapes import BASE_UPGRADE
 
 from ccdash_alembic.errors import ExitCode
@@ -293,3 +293,24 @@ def test_lossless_type_changes_go_ahead(project: Project, index: str | None) -> 
         " CAST(day AS DATE) FROM jobs ORDER BY id"
     )
     assert after == before
+
+
+def test_dropping_data_without_a_backup_needs_confirmation(project: Project) -> None:
+    project.write_revision(
+        "20250101000001",
+        None,
+        upgrade=BASE_UPGRADE,
+        message="base",
+        downgrade="op.drop_table('tag_votes')\nop.drop_column('events', 'payload')",
+    )
+    assert project.alembic("upgrade", "head").returncode == 0
+    before = digest(project.db)
+    refused = project.alembic("-x", "backup=false", "downgrade", "base")
+    assert refused.returncode == ExitCode.DATA_LOSS
+    line = _error(refused)
+    assert "table tag_votes (150 rows)" in line and "column events.payload (20 values)" in line
+    assert "confirm_data_loss" in line
+    assert digest(project.db) == before
+    confirmed = project.alembic("-x", "backup=false", "-x", "confirm_data_loss=true", "downgrade", "base")
+    assert confirmed.returncode == 0, confirmed.stderr
+    assert project.rows("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'tag_votes'") == [(0,)]

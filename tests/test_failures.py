@@ -1,6 +1,8 @@
-"""A revision that raises midway, and applied revision files that changed."""
+"""A revision that raises midway, the command run when one fails, and applied revision files that changed."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from conftest import Project, snapshot
 
@@ -135,3 +137,13 @@ def test_accepting_a_changed_revision_is_recorded_and_then_runs(project: Project
     # once accepted, the new file is the reference: plain runs go on
     project.write_revision("20250101000003", "20250101000002", message="later")
     assert project.alembic("upgrade", "head").returncode == 0
+
+
+def test_on_failure_command_gets_the_revision_error_and_database(project: Project, tmp_path: Path) -> None:
+    report = tmp_path / "alert.txt"
+    project.write_revision("20250101000001", None, upgrade="raise RuntimeError('disk on fire')", message="bad")
+    hook = f'echo "$CCDASH_MIGRATE_REVISION|$CCDASH_MIGRATE_ERROR|$CCDASH_MIGRATE_DATABASE" > {report}'
+    result = project.alembic("-x", f"on_failure={hook}", "upgrade", "head")
+    assert result.returncode == ExitCode.MIGRATION_FAILED
+    revision, error, database = report.read_text().strip().split("|")
+    assert revision == "20250101000001" and "disk on fire" in error and database == str(project.db)

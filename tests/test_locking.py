@@ -8,6 +8,9 @@ runs, as a CCDash restart loop would, and records what it saw each time it got i
 A prober that got in while the command still had work to do sees the database in a state other than the one
 the command leaves, so "got in mid-run" is measured, not guessed: every time the prober got in after it had
 seen the command hold the file, it must have seen the final state.
+
+The other way round, a run that finds the file held (by another run, or by a program such as a CCDash server)
+waits for it up to ``lock_timeout``, then names the holder in one line and leaves the file as it was.
 """
 
 from __future__ import annotations
@@ -22,7 +25,17 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import BIN, REPO, Project
+from conftest import (
+    BIN,
+    REPO,
+    Project,
+    counting_revisions,
+    database_template,
+    digest,
+    error_line,
+    hold,
+    use_database,
+)
 
 from ccdash_alembic.errors import ExitCode
 
@@ -133,9 +146,17 @@ def _at_first_revision(project: Project, rows: int) -> Project:
     return project
 
 
+@pytest.fixture(scope="module")
+def big_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return database_template(tmp_path_factory, lambda template: _at_first_revision(template, SMALL))
+
+
 @pytest.fixture
-def big(project: Project) -> Project:
-    return _at_first_revision(project, SMALL)
+def big(project: Project, big_data: Path) -> Project:
+    """``SMALL`` rows at the first revision, the second (a rebuild) pending."""
+    _big_revisions(project, SMALL)
+    use_database(project, big_data)
+    return project
 
 
 def _probed(python: Path, project: Project, command: list[str], interval: float = 0.05) -> tuple[int, str, dict]:
@@ -313,6 +334,7 @@ def test_an_interrupted_run_holds_the_file_to_the_end_and_says_so_in_one_line(
     assert "interrupted (SIGINT) during revision 20250101000003: its transaction was rolled back" in line
     assert _final_state(big.db)[0] == ["20250101000002"]
     assert big.rows("SELECT count(*) FROM items") == [(SMALL,)]
+    assert "Backup: " in output  # the run made one, so "none kept" below says it was discarded
     assert big.rows("SELECT status, error_message FROM migration_history ORDER BY id DESC LIMIT 1") == [
         ("failed", "interrupted (SIGINT)")
     ]
@@ -345,3 +367,77 @@ def test_baseline_keeps_every_other_process_out(duckdb11_python: Path, project: 
     code, output, probe = _probed(duckdb11_python, project, command, interval=0.005)
     assert code == 0, output
     _assert_never_let_in(probe, int(probe["pid"]), project.db, must_see_holder=False)
+
+
+# --- runs that meet each other or a held file -----------------------------------------------------------------
+
+
+def test_three_upgraders_at_once_apply_each_revision_once(project: Project) -> None:
+    counting_revisions(project)
+    runs = [
+        subprocess.Popen(
+            [str(BIN / "alembic"), "-x", f"db={project.db}", "upgrade", "head"],
+            cwd=project.root,
+            env=project.env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    outcomes = [(run.wait(timeout=120), run.stderr.read() if run.stderr else "") for run in runs]
+    assert [code for code, _ in outcomes] == [0, 0, 0], outcomes
+    assert sum("Waiting for" in err for _, err in outcomes) >= 1
+    assert project.rows("SELECT revision FROM ran ORDER BY 1") == [("1",), ("2",), ("3",)]
+    assert project.rows("SELECT version, count(*) FROM migration_history GROUP BY 1 ORDER BY 1") == [
+        ("20250101000001", 1),
+        ("20250101000002", 1),
+        ("20250101000003", 1),
+    ]
+
+
+def test_a_held_file_is_waited_for_then_reported(project: Project) -> None:
+    counting_revisions(project)
+    assert project.alembic("upgrade", "20250101000001").returncode == 0
+    before = digest(project.db)
+    holder = hold(project.db, 30)
+    try:
+        started = time.monotonic()
+        result = project.alembic("-x", "lock_timeout=1.5", "upgrade", "head")
+        waited = time.monotonic() - started
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.returncode == ExitCode.LOCKED
+    line = error_line(result)
+    assert str(project.db) in line and f"(PID {holder.pid})" in line and "python" in line
+    assert "stayed in use for 1.5 s" in line and "lock_timeout" in line
+    assert 1.5 <= waited < 20
+    assert digest(project.db) == before
+
+
+def test_a_lock_released_within_the_timeout_lets_the_run_go_on(project: Project) -> None:
+    """The holder lets go once the run has said it waits (however long the run took to start)."""
+    counting_revisions(project)
+    project.db.parent.mkdir(parents=True)
+    duckdb.connect(str(project.db)).close()
+    holder = hold(project.db)
+    run = subprocess.Popen(
+        [str(BIN / "alembic"), "-x", f"db={project.db}", "upgrade", "head"],
+        cwd=project.root,
+        env=project.env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert run.stderr is not None
+        said = [run.stderr.readline()]
+        while said[-1] and "Waiting for" not in said[-1]:
+            said.append(run.stderr.readline())
+    finally:
+        holder.kill()
+        holder.wait()
+    stderr = "".join(said) + run.communicate(timeout=300)[1]
+    assert run.returncode == 0, stderr
+    assert "Waiting for" in stderr and f"(PID {holder.pid})" in stderr
