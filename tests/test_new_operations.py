@@ -4,11 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import sqlalchemy as sa
 from conftest import ANSI_ESCAPE, BIN, Project, on_terminal
 from shapes import rows
-
-from ccdash_alembic.ddl.ops import chunk_conditions
 
 
 def test_table_with_enum_and_sequence_comes_and_goes_with_its_types(project: Project) -> None:
@@ -100,20 +97,6 @@ def test_execute_in_chunks_updates_every_row_in_key_ranges(project: Project) -> 
     assert result.returncode == 0, result.stderr
     assert rows(project.db, "events", "count(*), count(doubled), sum(doubled)") == [(1000, 1000, 2 * 500500)]
     assert rows(project.db, "copies", "count(*), sum(n)") == [(500, sum(range(2, 1001, 2)))]
-
-
-def test_chunk_conditions_cover_every_key_once(tmp_path: Path) -> None:
-    engine = sa.create_engine(f"duckdb:///{tmp_path / 'chunks.db'}", poolclass=sa.NullPool)
-    with engine.connect() as connection:
-        connection.exec_driver_sql("CREATE TABLE t (k VARCHAR)")
-        connection.exec_driver_sql("INSERT INTO t SELECT 'k' || i FROM range(250) r(i)")
-        connection.exec_driver_sql("INSERT INTO t VALUES (NULL), (NULL), ('it''s')")
-        conditions = chunk_conditions(connection, "t", "k", 100, None)
-        assert len(conditions) == 3
-        counts = [connection.exec_driver_sql(f"SELECT count(*) FROM t WHERE {c}").scalar() for c in conditions]
-        assert sum(counts) == 253 and all(c <= 101 + 2 for c in counts)
-        connection.exec_driver_sql("DELETE FROM t WHERE k IS NOT NULL")
-        assert chunk_conditions(connection, "t", "k", 100, None) == ['"t"."k" IS NULL']
 
 
 def test_duckdb_settings_for_a_run(project: Project, tmp_path: Path) -> None:
