@@ -20,6 +20,8 @@ from shapes import schema
 from ccdash_alembic.ccdash.errors import NOT_CCDASH
 from ccdash_alembic.errors import ExitCode
 
+pytestmark = pytest.mark.xdist_group("generations")  # one worker builds every generation
+
 BASELINE = "20250810000000"
 SPECS = specs()
 ADOPTABLE = [i for i in SPECS if i != "V_migrate_tool_first"]

@@ -28,6 +28,8 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from conftest import REPO
 
+pytestmark = pytest.mark.xdist_group("installed")  # one worker builds and installs the wheel
+
 ENVIRONMENT_FILES = ("alembic.ini", "env.py", "script.py.mako")
 INSTALLED_FOLDER = "ccdash_alembic/ccdash/migrations"
 

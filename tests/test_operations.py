@@ -7,10 +7,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Project
+from conftest import Project, database_template, use_database
 from shapes import BASE_UPGRADE, data, rows, schema
 
 from ccdash_alembic.ddl.defaults import normalize_default
@@ -216,12 +217,27 @@ def _count_rebuilds(output: str) -> int:
     return len(re.findall(r"\] rebuild change of ", output))
 
 
+def _base(project: Project) -> None:
+    project.write_revision("20250101000001", None, upgrade=BASE_UPGRADE, message="base")
+
+
+@pytest.fixture(scope="module")
+def base_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The populated tables of BASE_UPGRADE, migrated once for the module."""
+
+    def upgraded(template: Project) -> None:
+        _base(template)
+        assert template.alembic("upgrade", "head").returncode == 0
+
+    return database_template(tmp_path_factory, upgraded)
+
+
 @pytest.mark.parametrize("name", list(CASES))
-def test_operation_round_trip(project: Project, name: str) -> None:
+def test_operation_round_trip(project: Project, base_data: Path, name: str) -> None:
     project.log_plans()  # the plans are DEBUG records
     case = CASES[name]
-    project.write_revision("20250101000001", None, upgrade=BASE_UPGRADE, message="base")
-    assert project.alembic("upgrade", "head").returncode == 0
+    _base(project)
+    use_database(project, base_data)
     schema0, data0 = schema(project.db), data(project.db)
 
     project.write_revision("20250101000002", "20250101000001", case.upgrade, case.downgrade, message="change")

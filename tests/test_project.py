@@ -94,3 +94,28 @@ def test_ruff_and_mypy_are_clean() -> None:
     assert ruff.returncode == 0, ruff.stdout
     mypy = subprocess.run([sys.executable, "-m", "mypy"], cwd=REPO, capture_output=True, text=True)
     assert mypy.returncode == 0, mypy.stdout
+
+
+def test_no_function_is_above_complexity_ten() -> None:
+    """Every function of the package reads in one sitting: radon's cyclomatic complexity at most 10 (its
+    grades A and B; ``radon cc -s -n C ccdash_alembic`` lists nothing)."""
+    from radon.complexity import cc_visit
+
+    package = REPO / "ccdash_alembic"
+    sources = sorted(package.rglob("*.py"))
+    assert len(sources) > 40
+    found = [
+        f"{path.relative_to(REPO)}:{block.lineno} {block.name} {block.complexity}"
+        for path in sources
+        for block in cc_visit(path.read_text())
+        if block.complexity > 10
+    ]
+    assert found == []
+
+
+def test_the_complexity_check_finds_a_complex_function() -> None:
+    from radon.complexity import cc_visit
+
+    branches = "\n".join(f"    if x == {i}:\n        return {i}" for i in range(11))
+    (block,) = cc_visit(f"def f(x):\n{branches}\n    return -1\n")
+    assert block.complexity == 12

@@ -14,7 +14,8 @@ from pathlib import Path
 from conftest import BIN, REPO, Project, hold
 
 from ccdash_alembic.runtime import web
-from ccdash_alembic.runtime.state import Revision, Status, Step
+from ccdash_alembic.runtime.history_tables import Step
+from ccdash_alembic.runtime.state import Revision, Status
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = REPO / "tests" / "screenshots"
@@ -68,7 +69,17 @@ def _applied_failed_pending(project: Project) -> None:
 
 def test_everything_from_the_database_is_escaped() -> None:
     hostile = "<script>alert('x')</script>"
-    step = Step(1, datetime(2026, 1, 1), "up", "20250101000001", hostile, 5, "failed", "ab" * 32, hostile, *[None] * 6)
+    step = Step(
+        id=1,
+        applied_at=datetime(2026, 1, 1),
+        direction="up",
+        version="20250101000001",
+        name=hostile,
+        execution_time_ms=5,
+        status="failed",
+        checksum="ab" * 32,
+        error_message=hostile,
+    )
     state = Status(
         database=f"/tmp/{hostile}.db",
         exists=True,
