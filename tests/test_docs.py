@@ -77,8 +77,13 @@ def test_links_lead_to_a_file_and_a_heading() -> None:
 
 
 def test_paths_named_in_the_text_exist() -> None:
+    """Every path the docs name exists, but for what the tests write (listed in .gitignore, such as the status
+    page's screenshot folder), which a fresh clone does not have yet."""
+    written = {line.strip() for line in (REPO / ".gitignore").read_text().splitlines() if line.startswith("tests/")}
     for page in documents():
         for named in CODE_PATH.findall(_prose(page)):
+            if named in written:
+                continue
             assert (REPO / named).exists(), f"{page.name} names {named}, which does not exist"
 
 
