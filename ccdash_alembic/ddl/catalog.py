@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import NoSuchTableError
 
 from ccdash_alembic.ddl import sqltext
-from ccdash_alembic.ddl.tabledef import Check, Column, ForeignKey, Index, TableDef, Unique, literal
+from ccdash_alembic.ddl.tabledef import Check, Column, ForeignKey, Index, TableDef, Unique, literal, quote
 
 
 def split_schema(schema: str | None) -> tuple[str | None, str | None]:
@@ -325,11 +325,14 @@ def has_table(conn: Reader, table: str) -> bool:
 
 
 def stored_tables(conn: Reader) -> list[str]:
-    """Names of the tables the current database stores (every schema; temporary tables live elsewhere)."""
+    """The tables the current database stores, each as a name qualified by database and schema (any schema
+    may hold them, and a bare name resolves in ``main`` only; temporary tables live elsewhere)."""
     return [
-        r[0]
+        ".".join(quote(part) for part in r)
         for r in _rows(
-            conn, "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() AND NOT temporary"
+            conn,
+            "SELECT database_name, schema_name, table_name FROM duckdb_tables()"
+            " WHERE database_name = current_database() AND NOT temporary",
         )
     ]
 
@@ -417,8 +420,8 @@ def block_size(conn: Reader) -> int:
 
 
 def last_block(conn: Reader, table: str) -> int:
-    """The highest block of the file that ``table``'s data uses (-1: none), from its storage layout, without
-    reading the data."""
+    """The highest block of the file that ``table`` (a qualified name, as ``stored_tables`` gives) uses (-1:
+    none), from its storage layout, without reading the data."""
     rows = _rows(conn, f"SELECT max(block_id) FROM pragma_storage_info({literal(table)}) WHERE block_id >= 0")
     return int(rows[0][0]) if rows and rows[0][0] is not None else -1
 
