@@ -298,6 +298,24 @@ def on_terminal(command: list[str], cwd: Path, env: dict[str, str]) -> tuple[int
     return code, output.decode(errors="replace")
 
 
+def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]) -> Path:
+    """A folder ``build`` fills once per test run, shared by every parallel worker: the first to get here
+    builds it under a lock, the others wait and reuse it, so the work is neither repeated nor serialised on
+    one worker with every test that needs it."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the workers' temporary folders share this parent
+    folder = base / name
+    with open(base / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / ".built").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            build(folder)
+            (folder / ".built").touch()
+    return folder
+
+
 DUCKDB_11 = "1.1.3"
 
 

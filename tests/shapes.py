@@ -50,7 +50,8 @@ LAYER_TABLES = ("alembic_version", "migration_history", "schema_version")
 def schema(path: Path) -> dict[str, Any]:
     """Every table as SQLAlchemy reflects it, in comparable form: defaults by meaning (DuckDB 1.1 wrote
     ``false`` as ``CAST('f' AS BOOLEAN)``), everything else as reflected."""
-    engine = sa.create_engine(f"duckdb:///{path}", poolclass=sa.NullPool)
+    # read-only: files shared by parallel workers (the generations) are read by several at once, never changed
+    engine = sa.create_engine(f"duckdb:///{path}", poolclass=sa.NullPool, connect_args={"read_only": True})
     try:
         inspector = sa.inspect(engine)
         result: dict[str, Any] = {}

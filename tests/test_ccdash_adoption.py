@@ -13,14 +13,12 @@ from typing import Any
 
 import duckdb
 import pytest
-from conftest import repo_alembic, run_in_duckdb11
+from conftest import built_once, repo_alembic, run_in_duckdb11
 from fixture_builder import specs
 from shapes import schema
 
 from ccdash_alembic.ccdash.errors import NOT_CCDASH
 from ccdash_alembic.errors import ExitCode
-
-pytestmark = pytest.mark.xdist_group("generations")  # one worker builds every generation
 
 BASELINE = "20250810000000"
 SPECS = specs()
@@ -41,22 +39,24 @@ SHAPE_WORDS = {
 
 @pytest.fixture(scope="session")
 def fixtures(tmp_path_factory: pytest.TempPathFactory, duckdb11_python: Path) -> Path:
-    folder = tmp_path_factory.mktemp("ccdash-fixtures")
-    subprocess.run(
-        [str(duckdb11_python), str(Path(__file__).parent / "fixture_builder.py"), str(folder), *SPECS],
-        check=True,
-        timeout=600,
-    )
-    return folder
+    """Every generation's file, made by DuckDB 1.1.3 once for all workers (tests copy what they change)."""
+
+    def build(folder: Path) -> None:
+        builder = Path(__file__).parent / "fixture_builder.py"
+        subprocess.run([str(duckdb11_python), str(builder), str(folder), *SPECS], check=True, timeout=600)
+
+    return built_once(tmp_path_factory, "ccdash-fixtures", build)
 
 
 @pytest.fixture(scope="session")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The schema ``upgrade head`` makes on a new, empty database."""
-    db = tmp_path_factory.mktemp("reference") / "ccdash.db"
-    result = repo_alembic("upgrade", "head", db=db)
-    assert result.returncode == 0, result.stderr
-    return schema(db)
+
+    def build(folder: Path) -> None:
+        result = repo_alembic("upgrade", "head", db=folder / "ccdash.db")
+        assert result.returncode == 0, result.stderr
+
+    return schema(built_once(tmp_path_factory, "reference", build) / "ccdash.db")
 
 
 def _rows(db: Path) -> dict[str, dict[Any, dict[str, Any]]]:
