@@ -20,10 +20,12 @@ from ccdash_alembic.ddl.dialect import SAFE_OPEN
 from ccdash_alembic.ddl.tabledef import literal, quote
 
 SOURCE = "ccdash_shadow_source"
+VERSION_TABLE = "alembic_version"
 
 
 def schema_copy(path: Path | None) -> Connection:
-    """An open connection to a new in-memory database with the schema of ``path`` (empty if it has none)."""
+    """An open connection to a new in-memory database with the schema of ``path`` (empty if it has none), and
+    the rows of its ``alembic_version``."""
     # the user's file is attached below: DuckDB must not install or load an extension to read it
     connection = sa.create_engine(
         "duckdb:///:memory:", poolclass=StaticPool, connect_args={"config": dict(SAFE_OPEN)}
@@ -34,6 +36,9 @@ def schema_copy(path: Path | None) -> Connection:
     try:
         for statement in _schema_statements(connection):
             connection.exec_driver_sql(statement)
+        if catalog.has_table(connection, VERSION_TABLE):  # copied from the file's main schema
+            # the one table whose rows come too: they say which revision the copied schema is at
+            connection.exec_driver_sql(f"INSERT INTO {VERSION_TABLE} SELECT * FROM {SOURCE}.main.{VERSION_TABLE}")
     finally:
         connection.exec_driver_sql(f"DETACH {SOURCE}")
     connection.commit()

@@ -37,9 +37,11 @@ from alembic.script import ScriptDirectory
 
 from ccdash_alembic import alembic_internals as internals
 from ccdash_alembic import output
+from ccdash_alembic.ddl import catalog
 from ccdash_alembic.ddl.autogen import name_dropped_constraints
 from ccdash_alembic.ddl.impl import SHADOW_OPTION, DuckDBImpl
 from ccdash_alembic.ddl.plugin import PLUGIN_NAME
+from ccdash_alembic.ddl.rebuild import PlanError
 from ccdash_alembic.ddl.shadow import schema_copy
 from ccdash_alembic.errors import (
     MISSING_PARENT_WARNING,
@@ -303,20 +305,41 @@ class _Runner:
     def offline(self) -> None:
         # The script starts at base (an empty database) unless a start revision is given (``X:head``), in
         # which case the database file is taken to be at that revision and its schema is the starting point.
-        starts_at_base = self.context.get_starting_revision_argument() is None
-        if self.handed is not None and not starts_at_base:
+        start = self.context.get_starting_revision_argument()
+        if self.handed is not None and start is not None:
             raise UsageError(
                 "a --sql script from a start revision reads the schema from the database file, which the "
                 "connection handed over in config.attributes may hold open in this process",
                 "Write the script from base, or without a connection in config.attributes",
             )
-        shadow = schema_copy(None if starts_at_base else self.target.path)
+        shadow = schema_copy(None if start is None else self.target.path)
         try:
+            if start is not None:
+                self._refuse_another_start(shadow, start)
             self._configure(url=self.target.url, literal_binds=True, **{SHADOW_OPTION: shadow})
             with self.context.begin_transaction():
                 self.context.run_migrations()
+        except PlanError as refused:
+            # online, the step's failure says this; a script has no step that ran, only the plan it cannot make
+            raise MigrationFailed(
+                f"the --sql script cannot be written: {refused}", "Fix the revision; nothing was written to run"
+            ) from refused
         finally:
             shadow.close()
+
+    def _refuse_another_start(self, shadow: sa.Connection, start: str | tuple[str, ...]) -> None:
+        """Each statement of the script is planned against the file's schema, so the file must be at the
+        script's start revision: from anywhere else the plans would be made against the wrong tables."""
+        wanted = {s.revision for s in self.context.script.get_revisions(start) if s is not None}
+        at: set[str] = set()
+        if catalog.has_table(shadow, "alembic_version"):
+            at = {str(row[0]) for row in shadow.exec_driver_sql("SELECT version_num FROM alembic_version")}
+        if at != wanted:
+            raise UsageError(
+                f"a --sql script from {start} plans against the database's schema, but the database is at "
+                f"{', '.join(sorted(at)) or 'base'}",
+                "Start the script at the revision the database is at, or pass -x db= a database at the start",
+            )
 
     def online(self) -> None:
         self.existed = self.target.path is not None and not self.target.is_new
