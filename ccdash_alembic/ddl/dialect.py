@@ -82,6 +82,12 @@ class DuckDBDDLCompiler(PGDDLCompiler):
     """PostgreSQL's DDL compiler with DuckDB's spellings."""
 
     def get_column_specification(self, column: sa.Column[Any], **kwargs: Any) -> str:
+        if column.identity is not None:
+            # SQLAlchemy's base compiler would leave it out without a word, and inserts without the key then fail
+            raise exc.CompileError(
+                f"DuckDB has no identity columns ({column.name}: sa.Identity); "
+                "use autoincrement=True or a sa.Sequence for the key"
+            )
         spec = self.preparer.format_column(column) + " "
         spec += self.dialect.type_compiler_instance.process(
             column.type, type_expression=column, identifier_preparer=self.preparer
