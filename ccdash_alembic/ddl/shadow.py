@@ -45,6 +45,13 @@ def schema_copy(path: Path | None) -> Connection:
     return connection
 
 
+def copied_versions(connection: Connection) -> set[str]:
+    """The revisions the copied file's ``alembic_version`` names (none: the file was at base, or empty)."""
+    if not catalog.has_table(connection, VERSION_TABLE):
+        return set()
+    return {str(row[0]) for row in connection.exec_driver_sql(f"SELECT version_num FROM {VERSION_TABLE}")}
+
+
 def _schema_statements(connection: Connection) -> list[str]:
     """The attached file's schema as statements that recreate it: types before the tables that use them,
     each table after the tables it references, then indexes, views and comments."""

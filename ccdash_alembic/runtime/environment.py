@@ -37,12 +37,11 @@ from alembic.script import ScriptDirectory
 
 from ccdash_alembic import alembic_internals as internals
 from ccdash_alembic import output
-from ccdash_alembic.ddl import catalog
 from ccdash_alembic.ddl.autogen import name_dropped_constraints
 from ccdash_alembic.ddl.impl import SHADOW_OPTION, DuckDBImpl
 from ccdash_alembic.ddl.plugin import PLUGIN_NAME
 from ccdash_alembic.ddl.rebuild import PlanError
-from ccdash_alembic.ddl.shadow import schema_copy
+from ccdash_alembic.ddl.shadow import copied_versions, schema_copy
 from ccdash_alembic.errors import (
     MISSING_PARENT_WARNING,
     MigrateError,
@@ -331,9 +330,7 @@ class _Runner:
         """Each statement of the script is planned against the file's schema, so the file must be at the
         script's start revision: from anywhere else the plans would be made against the wrong tables."""
         wanted = {s.revision for s in self.context.script.get_revisions(start) if s is not None}
-        at: set[str] = set()
-        if catalog.has_table(shadow, "alembic_version"):
-            at = {str(row[0]) for row in shadow.exec_driver_sql("SELECT version_num FROM alembic_version")}
+        at = copied_versions(shadow)
         if at != wanted:
             raise UsageError(
                 f"a --sql script from {start} plans against the database's schema, but the database is at "
