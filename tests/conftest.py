@@ -74,6 +74,18 @@ class Project:
         """Run ``ccdash-migrate`` the same way."""
         return self._run("ccdash-migrate", args, db, pass_db, env)
 
+    def start(self, *args: str, stdout: int = subprocess.PIPE, stderr: int = subprocess.PIPE) -> subprocess.Popen[str]:
+        """Start the stock ``alembic`` command on the project's file in the background, for tests that meet it
+        with another process or kill it."""
+        return subprocess.Popen(
+            [str(BIN / "alembic"), "-x", f"db={self.db}", *args],
+            cwd=self.root,
+            env=self.env(),
+            stdout=stdout,
+            stderr=stderr,
+            text=True,
+        )
+
     def _run(
         self, program: str, args: tuple[str, ...], db: Path | None, pass_db: bool, env: dict[str, str] | None
     ) -> subprocess.CompletedProcess[str]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import BIN, Project
+from conftest import Project
 from shapes import BASE_UPGRADE
 
 HERE = Path(__file__).parent
@@ -148,13 +148,7 @@ def test_sigkill_in_the_middle_of_long_statements(project: Project, tmp_path: Pa
     for _ in range(20):
         project.db.write_bytes(pristine.read_bytes())
         Path(str(project.db) + ".wal").unlink(missing_ok=True)
-        run = subprocess.Popen(
-            [str(BIN / "alembic"), "-x", f"db={project.db}", *UNGUARDED, "upgrade", "head"],
-            cwd=project.root,
-            env=project.env(),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        run = project.start(*UNGUARDED, "upgrade", "head", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(chooser.uniform(0.2, duration))
         run.kill()
         run.wait()

@@ -10,7 +10,8 @@ from conftest import Project, digest, error_line
 from ccdash_alembic.errors import ExitCode
 
 
-def test_a_failed_non_transactional_revision_leaves_a_dirty_mark_until_repair(project: Project) -> None:
+def _fails_outside_a_transaction(project: Project) -> None:
+    """A table, then a non-transactional revision that commits one row and fails on its second statement."""
     project.write_revision("20250101000001", None, upgrade="op.execute('CREATE TABLE log (n INTEGER)')")
     project.write_revision(
         "20250101000002",
@@ -19,6 +20,10 @@ def test_a_failed_non_transactional_revision_leaves_a_dirty_mark_until_repair(pr
         header="transactional = False",
         message="outside",
     )
+
+
+def test_a_failed_non_transactional_revision_leaves_a_dirty_mark_until_repair(project: Project) -> None:
+    _fails_outside_a_transaction(project)
     project.write_revision("20250101000003", "20250101000002", message="after")
     failed = project.alembic("upgrade", "head")
     assert failed.returncode == ExitCode.MIGRATION_FAILED
@@ -46,14 +51,7 @@ def test_a_failed_non_transactional_revision_leaves_a_dirty_mark_until_repair(pr
 
 
 def test_a_dirty_mark_at_head_refuses_every_run_that_would_change_the_database(project: Project) -> None:
-    project.write_revision("20250101000001", None, upgrade="op.execute('CREATE TABLE log (n INTEGER)')")
-    project.write_revision(
-        "20250101000002",
-        "20250101000001",
-        upgrade="op.execute('INSERT INTO log VALUES (1)')\nop.execute('INSERT INTO nowhere VALUES (2)')",
-        header="transactional = False",
-        message="outside",
-    )
+    _fails_outside_a_transaction(project)
     failed = project.alembic("upgrade", "head")
     assert failed.returncode == ExitCode.MIGRATION_FAILED
     line = error_line(failed)
@@ -128,14 +126,7 @@ def test_a_revision_that_commits_through_its_connection_leaves_the_dirty_mark(
 
 
 def test_stamp_purge_is_refused_before_it_empties_the_version_table(project: Project) -> None:
-    project.write_revision("20250101000001", None, upgrade="op.execute('CREATE TABLE log (n INTEGER)')")
-    project.write_revision(
-        "20250101000002",
-        "20250101000001",
-        upgrade="op.execute('INSERT INTO log VALUES (1)')\nop.execute('INSERT INTO nowhere VALUES (2)')",
-        header="transactional = False",
-        message="outside",
-    )
+    _fails_outside_a_transaction(project)
     assert project.alembic("upgrade", "20250101000001").returncode == 0
     unknown = project.alembic("stamp", "--purge", "20991231000000")
     assert unknown.returncode != 0

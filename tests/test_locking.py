@@ -374,17 +374,7 @@ def test_baseline_keeps_every_other_process_out(duckdb11_python: Path, project: 
 
 def test_three_upgraders_at_once_apply_each_revision_once(project: Project) -> None:
     counting_revisions(project)
-    runs = [
-        subprocess.Popen(
-            [str(BIN / "alembic"), "-x", f"db={project.db}", "upgrade", "head"],
-            cwd=project.root,
-            env=project.env(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(3)
-    ]
+    runs = [project.start("upgrade", "head") for _ in range(3)]
     outcomes = [(run.wait(timeout=120), run.stderr.read() if run.stderr else "") for run in runs]
     assert [code for code, _ in outcomes] == [0, 0, 0], outcomes
     assert sum("Waiting for" in err for _, err in outcomes) >= 1
@@ -422,14 +412,7 @@ def test_a_lock_released_within_the_timeout_lets_the_run_go_on(project: Project)
     project.db.parent.mkdir(parents=True)
     duckdb.connect(str(project.db)).close()
     holder = hold(project.db)
-    run = subprocess.Popen(
-        [str(BIN / "alembic"), "-x", f"db={project.db}", "upgrade", "head"],
-        cwd=project.root,
-        env=project.env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    run = project.start("upgrade", "head", stdout=subprocess.DEVNULL)
     try:
         assert run.stderr is not None
         said = [run.stderr.readline()]
