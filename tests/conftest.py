@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import forked_commands
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -90,14 +91,7 @@ class Project:
         self, program: str, args: tuple[str, ...], db: Path | None, pass_db: bool, env: dict[str, str] | None
     ) -> subprocess.CompletedProcess[str]:
         target = ["-x", f"db={db or self.db}"] if pass_db else []
-        return subprocess.run(
-            [str(BIN / program), *target, *args],
-            cwd=self.root,
-            env=env or self.env(),
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        return forked_commands.run(program, [*target, *args], cwd=self.root, env=env or self.env(), timeout=300)
 
     def write_revision(
         self,
@@ -358,6 +352,4 @@ def run_in_duckdb11(python: Path, db: Path, script: str) -> subprocess.Completed
 
 def repo_alembic(*args: str, db: Path, command: str = "alembic") -> subprocess.CompletedProcess[str]:
     """Run the stock command from the repository root, with CCDash's own revisions, on ``db``."""
-    return subprocess.run(
-        [str(BIN / command), "-x", f"db={db}", *args], cwd=REPO, capture_output=True, text=True, timeout=600
-    )
+    return forked_commands.run(command, ["-x", f"db={db}", *args], cwd=REPO, env=dict(os.environ), timeout=600)

@@ -17,6 +17,7 @@ import textwrap
 from pathlib import Path
 
 import duckdb
+import forked_commands
 import pytest
 from conftest import BIN, REPO, hold, snapshot
 from docblocks import block
@@ -134,6 +135,8 @@ def use_run(root: Path) -> None:
 
 
 def run(command: list[str], root: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    if command[0] in ("alembic", "ccdash-migrate"):
+        return forked_commands.run(command[0], command[1:], cwd=root, env=env, timeout=600)
     return subprocess.run(
         [str(BIN / command[0]), *command[1:]], cwd=root, env=env, capture_output=True, text=True, timeout=600
     )
