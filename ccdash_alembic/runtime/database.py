@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.pool import NullPool
 
-from ccdash_alembic.ddl import catalog
+from ccdash_alembic.ddl import catalog, fileheader
 from ccdash_alembic.ddl.dialect import SAFE_OPEN as SAFE_OPEN
 from ccdash_alembic.errors import DatabaseUnusable, HistoryConflict, Locked, UsageError, first_line
 from ccdash_alembic.runtime.application import Application
@@ -40,11 +40,13 @@ from ccdash_alembic.runtime.settings import Settings
 
 @dataclass(frozen=True)
 class Target:
-    """A resolved database: its URL, its file (None in memory) and where the choice came from."""
+    """A resolved database: its URL, its file (None in memory) and where the choice came from; ``handed``: a
+    connection or engine of the calling program, so this process may hold the file open already."""
 
     url: URL
     path: Path | None
     source: str
+    handed: bool = False
 
     @property
     def is_new(self) -> bool:
@@ -124,7 +126,7 @@ def handed_over(connectable: Any) -> Target:
     else:
         name = url.database or ":memory:"
         path = None if _NOT_A_FILE.match(name) else _file_path(name)
-    return Target(url, path, source)
+    return Target(url, path, source, handed=True)
 
 
 def holds_tables(connection: Connection) -> bool:
@@ -262,7 +264,6 @@ def read_only_engine(target: Target) -> Engine:
     return sa.create_engine(target.url, poolclass=NullPool, connect_args={"read_only": True, "config": dict(SAFE_OPEN)})
 
 
-_HEADER_BYTES = 3 * 4096  # DuckDB's main header and two database headers come before the first block
 _HOLDER = re.compile(r"Conflicting lock is held in (?P<program>.+?) \(PID (?P<pid>\d+)\)")
 
 
@@ -279,6 +280,8 @@ def connect(engine: Engine, target: Target, lock_timeout: float = 0.0) -> Connec
     delay = 0.05
     announced = False
     while True:
+        if not target.handed:
+            _verify_complete(target, fileheader.shortfall)  # before DuckDB has the file, as shortfall needs
         try:
             connection = engine.connect()
         except sa.exc.DBAPIError as exc:
@@ -315,7 +318,8 @@ def verify(connection: Connection, target: Target) -> None:
 
     def checks() -> None:
         _verify_duckdb(connection, target)
-        _verify_complete(connection, target)
+        if target.handed:
+            _verify_complete(target, fileheader.shortfall_in_child)
         _verify_versions(connection, target)
 
     _keeping_transaction(connection, checks)
@@ -348,24 +352,19 @@ def _verify_versions(connection: Connection, target: Target) -> None:
         )
 
 
-def _verify_complete(connection: Connection, target: Target) -> None:
-    """Refuse a file shorter than its tables' data blocks need (a copy cut short, a full disk).
+def _verify_complete(target: Target, shortfall: Callable[[Path], fileheader.Shortfall | None]) -> None:
+    """Refuse a file shorter than its blocks need (a copy cut short, a full disk), before DuckDB opens it.
 
     DuckDB reads blocks only when they are used, so such a file opens and fails later, in the middle of a
-    migration; the block layout (``pragma_storage_info``) tells at once, without reading the data.
+    migration, or is written to by the open itself (a pending log is checkpointed). Its headers and free-block
+    list tell at once, at the same cost whatever the file's size (``fileheader.shortfall``).
     """
-    if target.path is None:
+    if target.path is None or not target.path.is_file():
         return
-    try:
-        block_size = catalog.block_size(connection)
-        last = max((catalog.last_block(connection, table) for table in catalog.stored_tables(connection)), default=-1)
-    except sa.exc.DBAPIError as exc:
-        raise _unusable(target, first_line(exc)) from exc
-    needed = _HEADER_BYTES + (last + 1) * block_size
-    size = target.path.stat().st_size
-    if last >= 0 and size < needed:
+    found = shortfall(target.path)
+    if found is not None:
         raise DatabaseUnusable(
-            f"{target.describe()} is truncated: it has {size} bytes, its data needs {needed}",
+            f"{target.describe()} is truncated: it has {found.size} bytes, its blocks need at least {found.needed}",
             "Restore the file from a backup (ccdash-migrate restore)",
         )
 
