@@ -8,9 +8,13 @@ dependencies are not supported"); a copy under the same name opens where it lies
 
 Copies are made by a child process (``filecopy``): this process may hold DuckDB's lock on the database, and
 closing any descriptor of the file here would drop that lock. The copy is taken while the lock is held and
-before this run has committed anything, so the file and its write-ahead log hold the last committed state; the
-copy is then checkpointed into one self-contained file. The newest ``backup_keep`` backups are kept, and the
-one a run has just made is never among those removed.
+before this run has committed anything, so the file and its write-ahead log hold the last committed state; a
+copied log is then checkpointed into the copy, so the backup is one self-contained file. The newest
+``backup_keep`` backups are kept, and the one a run has just made is never among those removed.
+
+Where the filesystem shares blocks, the copy is a clone: it costs the same on any size of file and takes space
+only as the database changes. Elsewhere it is a full copy, whose time and space grow with the file; when that
+cost weighs on a run, the run says so in one line (``cost_note``) and names the cheaper safety.
 
 A database is identified by the ``database_id`` this layer keeps in ``schema_version`` (a copy carries it, and
 ``backup.json`` repeats it). ``restore`` puts back only a backup of this database: same id, or, where the
@@ -44,6 +48,9 @@ from ccdash_alembic.runtime.settings import Settings
 
 SUFFIX = ".backup"
 MANIFEST = "backup.json"
+# A full copy of at least this size that took at least this long is worth a line: a run with a trivial
+# revision takes about a second. (On a smaller file the time is mostly the copying process's start.)
+NOTE_BYTES, NOTE_SECONDS = 100_000_000, 1.0
 REPLACED = "before-restore"  # the revision part of the name of the copy a restore keeps of the file it replaced
 
 
@@ -58,6 +65,7 @@ class Backup:
     revision: str
     created_at: str  # ISO 8601, UTC
     method: str  # "clone" (blocks shared with the database) or "copy"
+    seconds: float = 0.0  # how long making it took (0 for a backup read from its folder)
 
     @property
     def file(self) -> Path:
@@ -128,10 +136,20 @@ def create(
     copy = partial / target.path.name
     try:
         partial.mkdir(parents=True)
+        started = time.monotonic()
         method = filecopy.copy([(source, copy), (Path(f"{source}.wal"), Path(f"{copy}.wal"))])
-        if checkpoint:
+        if checkpoint and Path(f"{copy}.wal").exists():
             _checkpoint(copy)
-        made = Backup(destination, str(source), target.path.name, database_id, revision, now.isoformat(), method)
+        made = Backup(
+            destination,
+            str(source),
+            target.path.name,
+            database_id,
+            revision,
+            now.isoformat(),
+            method,
+            time.monotonic() - started,
+        )
         _write_manifest(partial, made, kind)
         os.replace(partial, destination)
     except (OSError, duckdb.Error) as exc:
@@ -143,6 +161,35 @@ def create(
     if kind != "replaced":  # a restore removes no backup, not even the one it restores
         _prune(target, settings, keep=made)
     return made
+
+
+def cost_note(made: Backup, settings: Settings) -> str | None:
+    """One line on what a full copy of this database costs, when it weighs on a run: a big file took
+    ``NOTE_SECONDS`` or more, or the ``backup_keep`` copies would take half the space left. A clone costs
+    nothing worth saying."""
+    if made.method == "clone":
+        return None
+    size = made.file.stat().st_size
+    kept, free = size * settings.backup_keep, shutil.disk_usage(made.folder).free
+    slow = size >= NOTE_BYTES and made.seconds >= NOTE_SECONDS
+    if not slow and kept * 2 < free:
+        return None
+    return (
+        f"Backup cost: a full copy of {_size(size)} in {made.seconds:.1f} s (this filesystem cannot share "
+        f"blocks; {settings.backup_keep} kept backups take up to {_size(kept)}, {_size(free)} free). Cheaper: "
+        "-x backup=false, where each revision still runs in one transaction and a step that would lose data "
+        "is refused"
+    )
+
+
+def _size(count: int) -> str:
+    """Bytes in decimal units, as disks are sold and ``df -H`` counts."""
+    amount, unit = float(count), "bytes"
+    for larger in ("kB", "MB", "GB", "TB"):
+        if amount < 1000:
+            break
+        amount, unit = amount / 1000, larger
+    return f"{amount:.0f} {unit}" if unit == "bytes" else f"{amount:.1f} {unit}"
 
 
 def _write_manifest(into: Path, made: Backup, kind: str) -> None:

@@ -521,6 +521,9 @@ class _Runner:
         if self._backup is not None:
             self.report.backup = self._backup.folder
             _announce(self.context.config, f"Backup: {self._backup.folder}")
+            note = backup.cost_note(self._backup, self.settings)
+            if note is not None:
+                _announce(self.context.config, note)
 
 
 def _include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:

@@ -7,21 +7,29 @@ a second migration) open the file in the middle of the run. Descriptors a child 
 not touch the parent's locks, so every copy of a database this package makes runs here, in a child: the
 parent keeps its connection (and with it the lock) from its first read to its last write.
 
-The child clones the file where the filesystem can share blocks (``FICLONE``: btrfs, XFS, bcachefs; the copy
-then costs what changes later, not the file's size) and copies it otherwise. This file is also the child's
-script: it is run by path, so the child imports neither this package nor SQLAlchemy, and starts in
-milliseconds.
+The child clones the file where the filesystem can share blocks (Linux's ``FICLONE``, what ``cp
+--reflink=always`` does: btrfs, XFS made with reflink, bcachefs; macOS's ``clonefile`` on APFS, not tested
+here): the copy is then made in milliseconds whatever the file's size, and takes disk space only for the blocks
+either file changes later. Otherwise the kernel copies it (``copy_file_range``: no round trip through this
+process, and the filesystems that clone that way, ZFS with block cloning or NFS 4.2, do), else the bytes are
+read and written here. This file is also the child's script: it is run by path, so the child imports neither
+this package nor SQLAlchemy, and starts in milliseconds.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import BinaryIO
 
 _FICLONE = 0x40049409  # ioctl number of Linux's FICLONE (_IOW(0x94, 9, int))
+# what copy_file_range fails with, before copying anything, where the kernel cannot copy between these two files
+# (another filesystem on older kernels, a filesystem without support): the bytes are then copied here
+_NO_KERNEL_COPY = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP}
 
 
 def copy(pairs: list[tuple[Path, Path]]) -> str:
@@ -44,18 +52,54 @@ def copy(pairs: list[tuple[Path, Path]]) -> str:
 
 def _copy_one(source: Path, destination: Path) -> str:
     """Clone ``source`` into ``destination`` if the filesystem can, else copy its bytes; then make it durable."""
-    with open(source, "rb") as reader, open(destination, "xb") as writer:
-        method = "copy"
-        try:
-            import fcntl
-
-            fcntl.ioctl(writer.fileno(), _FICLONE, reader.fileno())
-            method = "clone"
-        except (OSError, ImportError):
+    cloned = _clonefile(source, destination)
+    with open(source, "rb") as reader, open(destination, "r+b" if cloned else "xb") as writer:
+        cloned = cloned or _ficlone(reader, writer)
+        if not cloned and not _kernel_copy(reader, writer):
             shutil.copyfileobj(reader, writer, 1 << 20)
         writer.flush()
         os.fsync(writer.fileno())
-    return method
+    return "clone" if cloned else "copy"
+
+
+def _ficlone(reader: BinaryIO, writer: BinaryIO) -> bool:
+    """Linux: make ``writer`` share all of ``reader``'s blocks; False where the filesystem cannot."""
+    try:
+        import fcntl
+
+        fcntl.ioctl(writer.fileno(), _FICLONE, reader.fileno())
+    except (OSError, ImportError):
+        return False
+    return True
+
+
+def _clonefile(source: Path, destination: Path) -> bool:
+    """macOS: create ``destination`` as a clone of ``source`` (APFS); False elsewhere or where it cannot."""
+    if sys.platform != "darwin":
+        return False
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    return int(libc.clonefile(os.fsencode(source), os.fsencode(destination), 0)) == 0
+
+
+def _kernel_copy(reader: BinaryIO, writer: BinaryIO) -> bool:
+    """Copy with ``copy_file_range``; False, with nothing written, where the kernel cannot copy these files."""
+    copy_range = getattr(os, "copy_file_range", None)
+    if copy_range is None:
+        return False
+    size, done = os.fstat(reader.fileno()).st_size, 0
+    while done < size:
+        try:
+            copied = copy_range(reader.fileno(), writer.fileno(), size - done, done, done)
+        except OSError as error:
+            if done == 0 and error.errno in _NO_KERNEL_COPY:
+                return False
+            raise
+        if copied == 0:  # the end of the file came early: what is there is copied
+            break
+        done += copied
+    return True
 
 
 def _main(arguments: list[str]) -> int:
