@@ -103,6 +103,22 @@ def test_schema_version_is_written_in_the_same_transaction_as_the_step(project: 
     assert project.rows("SELECT version, dirty FROM schema_version") == [("20250101000001", False)]
 
 
+def test_schema_version_is_one_row_whose_database_id_is_given_once(project: Project) -> None:
+    """The first recorded step inserts the row and gives the database its id; every later step, in this run or
+    another, and a failed one, updates that row."""
+    _three_revisions(project)
+    assert project.alembic("upgrade", "20250101000001").returncode == 0
+    [(first_id,)] = project.rows("SELECT database_id FROM schema_version")
+    assert first_id
+    assert project.alembic("upgrade", "head").returncode == 0
+    assert project.alembic("downgrade", "-1").returncode == 0
+    project.write_revision("20250101000004", "20250101000003", upgrade="raise RuntimeError('boom')", message="bad")
+    assert project.alembic("upgrade", "head").returncode != 0
+    assert project.rows("SELECT version, dirty, database_id FROM schema_version") == [
+        ("20250101000003", False, first_id)
+    ]
+
+
 def test_checksum_ignores_bom_and_line_endings(project: Project) -> None:
     from alembic.config import Config
     from alembic.script import ScriptDirectory

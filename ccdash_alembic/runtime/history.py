@@ -2,8 +2,8 @@
 (``history_tables`` defines the tables, ``history_queries`` reads them).
 
 ``schema_version`` is updated in the same transaction as every step, so it always agrees with
-``alembic_version``. Every statement goes through the migration context, so ``--sql`` output contains the
-history statements too.
+``alembic_version``. In ``--sql`` mode every statement goes through the migration context, so the script
+contains the history statements too.
 
 A revision can say what it found and did on this database: ``annotate`` gives the row of the step now running
 a note (and, for the baseline adopting a file, another direction). The note travels from the revision to the
@@ -15,12 +15,14 @@ file never changes, so both names stay here.
 
 from __future__ import annotations
 
+import functools
 import getpass
 import socket
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from alembic.runtime.migration import MigrationContext
@@ -108,42 +110,80 @@ def record(context: MigrationContext, step: Step, heads: Iterable[str]) -> None:
         _set_version(context, ",".join(sorted(heads)), dirty=False)
 
 
+# The statements every step writes (see ``_write``).
+_RECORD_STEP = migration_history.insert().inline()  # the id comes from the sequence in it: nothing to return
+_SET_VERSION = schema_version.update()
+_SET_VERSION_FOUND = _SET_VERSION.returning(schema_version.c.version)  # a row back: the update found one
+
+
 def _set_version(context: MigrationContext, version: str, dirty: bool) -> None:
     """Update the one ``schema_version`` row, or insert it (with a new ``database_id``) where there is none.
 
-    An update and a conditional insert rather than a read, so ``--sql`` scripts do the same."""
+    On a database the update says whether it found the row, so a step costs one statement and only the first
+    step ever recorded inserts; a ``--sql`` script, which cannot ask, updates and then inserts where no row is."""
     now = utcnow()
-    context.execute(schema_version.update().values(version=version, dirty=dirty, updated_at=now))
+    script = context.as_sql or context.connection is None
+    updated = _write(
+        context, _SET_VERSION if script else _SET_VERSION_FOUND, version=version, dirty=dirty, updated_at=now
+    )
+    if updated is not None and updated.first() is not None:
+        return
     values = sa.select(
         sa.literal(version, sa.String),
         sa.literal(dirty, sa.Boolean),
         sa.literal(now, sa.DateTime),
         sa.literal(uuid.uuid4().hex, sa.String),
-    ).where(~sa.exists(sa.select(sa.literal(1)).select_from(schema_version)))
+    )
+    if script:
+        values = values.where(~sa.exists(sa.select(sa.literal(1)).select_from(schema_version)))
     context.execute(schema_version.insert().from_select(["version", "dirty", "updated_at", "database_id"], values))
+
+
+def _write(context: MigrationContext, statement: sa.Insert | sa.Update, **values: Any) -> sa.CursorResult[Any] | None:
+    """Run one of the statements above with ``values``: in a ``--sql`` script, rendered with them; on a
+    database, as SQL compiled once per process, since these run at every step and the DuckDB dialect caches
+    no compiled statement. The values are plain str, int, bool, datetime or None, which DuckDB takes as they are."""
+    connection = context.connection
+    if context.as_sql or connection is None:
+        context.execute(statement.values(values))
+        return None
+    sql, names = _compiled(statement, tuple(values), connection.dialect)
+    return connection.exec_driver_sql(sql, tuple(values[name] for name in names))
+
+
+@functools.cache
+def _compiled(
+    statement: sa.Insert | sa.Update, columns: tuple[str, ...], dialect: sa.Dialect
+) -> tuple[str, tuple[str, ...]]:
+    """``statement`` setting ``columns`` from parameters, as SQL for ``dialect``, and the parameters' names in
+    the order the SQL takes them."""
+    table = statement.table
+    parameters = {name: sa.bindparam(name, type_=table.c[name].type) for name in columns}
+    compiled = statement.values(parameters).compile(dialect=dialect)
+    return str(compiled), tuple(compiled.positiontup or ())
 
 
 def record_only(context: MigrationContext, step: Step) -> None:
     """Append ``step`` to the log, with when, by whom, where and by which version of this tool."""
     from ccdash_alembic import __version__
 
-    context.execute(
-        migration_history.insert().values(
-            version=step.version,
-            name=step.name,
-            direction=step.direction,
-            applied_at=utcnow(),
-            execution_time_ms=step.execution_time_ms,
-            checksum=step.checksum,
-            up_script=step.up_script,
-            down_script=step.down_script,
-            status=step.status,
-            error_message=step.error_message,
-            note=step.note,
-            installed_by=_user(),
-            hostname=socket.gethostname(),
-            tool_version=__version__,
-        )
+    _write(
+        context,
+        _RECORD_STEP,
+        version=step.version,
+        name=step.name,
+        direction=step.direction,
+        applied_at=utcnow(),
+        execution_time_ms=step.execution_time_ms,
+        checksum=step.checksum,
+        up_script=step.up_script,
+        down_script=step.down_script,
+        status=step.status,
+        error_message=step.error_message,
+        note=step.note,
+        installed_by=_user(),
+        hostname=socket.gethostname(),
+        tool_version=__version__,
     )
 
 
