@@ -2,13 +2,18 @@
 
 Each command still runs in a process of its own, with its own folder, environment, arguments, standard
 streams and exit code, as a fresh ``alembic`` would, so locks, crashes and file handles behave as they do
-for an operator. What differs is only where the child starts: from a parent that has imported Alembic,
-SQLAlchemy, DuckDB and the package (about 0.5 s of CPU a start on a two-core machine, and the suite starts
-commands over a thousand times) and has never opened a database nor started a thread.
+for an operator. A Python script that drives Alembic itself (``killer.py``) runs the same way. What differs
+is only where the child starts: from a parent that has imported Alembic, SQLAlchemy, DuckDB and the package
+(about 0.5 s of CPU a start on a two-core machine, and the suite starts commands over a thousand times) and
+has never opened a database nor started a thread.
 
 Tests that are about starting itself (installed wheels, entry points, terminals, commands run in the
 background to be signalled) start real programs. So does any request whose environment changes how Python
 itself starts (a ``PYTHON*`` variable the server was not started with): ``run`` falls back to a real process.
+
+A shell script that calls the commands by name (CI's workflow) reaches the same server through ``on_path``:
+programs named ``alembic`` and ``ccdash-migrate`` that forward their arguments, folder and environment to it
+and give back the command's output and exit code. They read no standard input.
 
 Run as a script, this file is the server: ``python forked_commands.py SOCKET``. It prints ``ready`` once it
 listens, and stops when the process that started it is gone.
@@ -17,9 +22,11 @@ listens, and stops when the process that started it is gone.
 from __future__ import annotations
 
 import atexit
+import functools
 import io
 import json
 import os
+import runpy
 import signal
 import socket
 import socketserver
@@ -30,9 +37,12 @@ import threading
 import traceback
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 BIN = Path(sys.executable).parent
+PROGRAMS = ("alembic", "ccdash-migrate")
+# Names the socket of a running server to the programs ``on_path`` writes (they run in a shell the test started)
+SERVER = "FORKED_COMMANDS_SERVER"
 # Variables a fresh interpreter reads before any code runs; the server cannot apply them to a fork.
 _STARTUP = (
     "PYTHONPATH",
@@ -53,6 +63,25 @@ def _entry_point(program: str) -> Any:
     """The function a console script of this environment calls."""
     (script,) = entry_points(group="console_scripts", name=program)
     return script.load()
+
+
+def _command_line(program: str, args: list[str]) -> list[str]:
+    """What a fresh process would be started with: a console script of this environment, or Python running a
+    script (a path ending in ``.py``)."""
+    if program.endswith(".py"):
+        return [sys.executable, program, *args]
+    return [str(BIN / program), *args]
+
+
+def _run_script(path: str) -> None:
+    runpy.run_path(path, run_name="__main__")
+
+
+def _main(program: str) -> Any:
+    """What the process runs: the console script's function, or the script as ``__main__``."""
+    if program.endswith(".py"):
+        return functools.partial(_run_script, program)
+    return _entry_point(program)
 
 
 def _exit_code(value: object) -> int:
@@ -86,9 +115,10 @@ def _command(request: dict[str, Any]) -> None:
     os.environ.clear()
     os.environ.update(request["env"])
     _standard_streams(request)
-    sys.argv = [str(BIN / request["program"]), *request["args"]]
+    command = _command_line(request["program"], request["args"])
+    sys.argv = command[1:] if command[0] == sys.executable else command  # as Python sets it for a script
     try:
-        code = _exit_code(_entry_point(request["program"])())
+        code = _exit_code(_main(request["program"])())
     except SystemExit as stop:
         code = _exit_code(stop.code)
     except BaseException:
@@ -108,6 +138,9 @@ class _Handler(socketserver.StreamRequestHandler):
 
     def handle(self) -> None:
         request = json.loads(self.rfile.readline())
+        if _needs_fresh_start(request["env"]):
+            self.wfile.write(b"{}\n")  # the client starts a real process
+            return
         pid = os.fork()
         if pid == 0:
             _command(request)
@@ -129,7 +162,7 @@ class _Server(socketserver.ForkingMixIn, socketserver.UnixStreamServer):
 
 
 def _serve(path: str) -> None:
-    for program in ("alembic", "ccdash-migrate"):
+    for program in PROGRAMS:
         _entry_point(program)
     import ccdash_alembic.runtime.api  # noqa: F401  (what env.py and the commands import)
 
@@ -144,8 +177,10 @@ _starting = threading.Lock()
 
 
 def _socket() -> str:
-    """The server of this test process, started on first use."""
+    """The server of this test process, started on first use (or the one a program of ``on_path`` was given)."""
     global _server
+    if SERVER in os.environ:
+        return os.environ[SERVER]
     with _starting:
         if _server is None or _server[0].poll() is not None:
             path = os.path.join(tempfile.mkdtemp(prefix="forked-"), "socket")
@@ -161,17 +196,17 @@ def _socket() -> str:
 
 
 def _needs_fresh_start(env: dict[str, str]) -> bool:
+    """Whether ``env`` starts Python otherwise than the server's own environment (asked in the server, so a
+    program of ``on_path``, whose environment is the request's, gets the same answer as a test)."""
     return any(env.get(name) != os.environ.get(name) for name in _STARTUP)
 
 
 def run(
-    program: str, args: list[str], cwd: Path, env: dict[str, str], timeout: float
+    program: str, args: list[str], cwd: Path, env: dict[str, str], timeout: float | None
 ) -> subprocess.CompletedProcess[str]:
     """Like ``subprocess.run([BIN/program, *args], cwd=..., env=..., capture_output=True, text=True)``, in a
     forked child of the server."""
-    command = [str(BIN / program), *args]
-    if _needs_fresh_start(env):
-        return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    command = _command_line(program, args)
     with tempfile.TemporaryDirectory(prefix="forked-run-") as folder:
         out, err = Path(folder, "stdout"), Path(folder, "stderr")
         request = {
@@ -186,17 +221,48 @@ def run(
             connection.connect(_socket())
             connection.sendall(json.dumps(request).encode() + b"\n")
             replies = connection.makefile("rb")
-            pid = json.loads(replies.readline())["pid"]
+            started = json.loads(replies.readline())
+            if "pid" not in started:
+                return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+            pid = started["pid"]
             connection.settimeout(timeout)
             try:
                 ended = replies.readline()
             except TimeoutError:
                 os.kill(pid, signal.SIGKILL)
-                raise subprocess.TimeoutExpired(command, timeout) from None
+                raise subprocess.TimeoutExpired(command, timeout or 0) from None  # only a set timeout expires
         code = json.loads(ended)["returncode"]
         return subprocess.CompletedProcess(
             command, code, out.read_text(encoding="utf-8"), err.read_text(encoding="utf-8", errors="replace")
         )
+
+
+def on_path(folder: Path, env: dict[str, str]) -> dict[str, str]:
+    """``env`` with ``folder`` first on its PATH, holding an ``alembic`` and a ``ccdash-migrate`` that run the
+    command in a forked child of this test process's server."""
+    for program in PROGRAMS:
+        stand_in = folder / program
+        stand_in.write_text(
+            f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+            f"import forked_commands\nforked_commands.forward({program!r})\n"
+        )
+        stand_in.chmod(0o755)
+    return {**env, "PATH": f"{folder}{os.pathsep}{env.get('PATH', '')}", SERVER: _socket()}
+
+
+def forward(program: str) -> NoReturn:
+    """What a program of ``on_path`` does: run ``program`` with this process's arguments, folder and
+    environment, write what it wrote, and end as it ended."""
+    env = {name: value for name, value in os.environ.items() if name != SERVER}
+    done = run(program, sys.argv[1:], Path.cwd(), env, timeout=None)
+    sys.stdout.write(done.stdout)
+    sys.stderr.write(done.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if done.returncode < 0:  # killed by a signal: so is this process
+        signal.signal(-done.returncode, signal.SIG_DFL)
+        os.kill(os.getpid(), -done.returncode)
+    sys.exit(done.returncode)
 
 
 if __name__ == "__main__":

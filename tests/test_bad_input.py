@@ -24,13 +24,13 @@ import duckdb
 import pytest
 from conftest import (
     BIN,
-    REPO,
     Project,
     database_template,
     digest,
     error_line,
     hold,
     items_revisions,
+    repo_alembic,
     use_database,
 )
 from shapes import BASE_UPGRADE
@@ -548,9 +548,7 @@ def test_a_refused_foreign_database_keeps_its_bytes_and_its_log(tmp_path: Path) 
     connection.close()
     before = _contents(folder)
     assert "other.db.wal" in before
-    result = subprocess.run(
-        [str(BIN / "ccdash-migrate"), "-x", f"db={db}", "up"], cwd=REPO, capture_output=True, text=True, timeout=600
-    )
+    result = repo_alembic("up", db=db, command="ccdash-migrate")
     _refused(result, NOT_CCDASH, "stuff")
     assert _contents(folder) == before
 

@@ -7,6 +7,7 @@ import os
 import subprocess
 from pathlib import Path
 
+import forked_commands
 import yaml
 from conftest import BIN, REPO
 from docblocks import block
@@ -20,18 +21,27 @@ def test_the_docs_show_the_workflow_file() -> None:
 
 def test_workflow_steps_pass(tmp_path: Path) -> None:
     """Every ``run`` step, in order, with bash as Actions runs it (``-eo pipefail``), in this environment (so
-    the install step, which made this environment, is the one step not run again)."""
+    the install step, which made this environment, is the one step not run again).
+
+    The steps call ``ccdash-migrate`` dozens of times: each call runs in a forked child of the suite's
+    pre-imported process (``forked_commands.on_path``), a process of its own with the step's arguments, folder
+    and environment."""
     steps = yaml.safe_load(WORKFLOW.read_text())["jobs"]["migrations"]["steps"]
     runs = [s for s in steps if "run" in s]
     assert runs[0]["name"] == "Install"
     home = tmp_path / "home"
     home.mkdir()
-    environment = {
-        **{k: v for k, v in os.environ.items() if k != "CCDASH_DB_PATH"},
-        "HOME": str(home),
-        "RUNNER_TEMP": str(tmp_path),
-        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-    }
+    stand_ins = tmp_path / "bin"
+    stand_ins.mkdir()
+    environment = forked_commands.on_path(
+        stand_ins,
+        {
+            **{k: v for k, v in os.environ.items() if k != "CCDASH_DB_PATH"},
+            "HOME": str(home),
+            "RUNNER_TEMP": str(tmp_path),
+            "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        },
+    )
     for step in runs[1:]:
         result = subprocess.run(
             ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],

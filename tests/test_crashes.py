@@ -5,11 +5,11 @@ head."""
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import duckdb
+import forked_commands
 import pytest
 from conftest import Project
 from shapes import BASE_UPGRADE
@@ -78,21 +78,13 @@ def _kill_points(total: int, count: int) -> list[int]:
 
 
 def _run_killed(project: Project, point: int) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            sys.executable,
-            str(HERE / "killer.py"),
-            str(point),
-            "-x",
-            f"db={project.db}",
-            *UNGUARDED,
-            "upgrade",
-            "head",
-        ],
+    """``killer.py`` in a process of its own (a forked child of the suite's pre-imported one), killed by the
+    real signal."""
+    return forked_commands.run(
+        str(HERE / "killer.py"),
+        [str(point), "-x", f"db={project.db}", *UNGUARDED, "upgrade", "head"],
         cwd=project.root,
         env=project.env(),
-        capture_output=True,
-        text=True,
         timeout=300,
     )
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import forked_commands
 import pytest
-from conftest import BIN, Project, counting_revisions, error_line, items_revisions, new_project
+from conftest import BIN, Project, error_line, items_revisions, new_project
 
 from ccdash_alembic.errors import ExitCode
 
@@ -97,17 +97,29 @@ def test_a_forked_command_is_a_process_of_its_own(project: Project) -> None:
 
 
 def test_a_run_in_a_forked_command_holds_the_file_against_other_processes(project: Project) -> None:
-    """A forked ``up`` holds the database's lock as a fresh one does: a fresh process started meanwhile is
-    told who holds the file, and each revision is applied once."""
-    counting_revisions(project)
+    """A forked ``up`` holds the database's lock as a fresh one does: a fresh process started while the forked
+    run is inside its revision is told the file is held, and the revision is applied once."""
+    inside, release = project.root / "inside", project.root / "release"
+    project.write_revision(
+        "20250101000001",
+        None,
+        upgrade=f"op.execute('CREATE TABLE ran (n INTEGER)')\nPath({str(inside)!r}).touch()\n"
+        f"deadline = time.monotonic() + 60\n"
+        f"while not Path({str(release)!r}).exists() and time.monotonic() < deadline:\n"
+        "    time.sleep(0.02)\nop.execute('INSERT INTO ran VALUES (1)')",
+        header="import time\nfrom pathlib import Path",
+    )
     with ThreadPoolExecutor(1) as pool:
         forked = pool.submit(project.migrate, "up")
-        time.sleep(0.6)  # the forked run is inside its first revision (0.5 s sleep each, three of them)
+        deadline = time.monotonic() + 120
+        while not inside.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
         other = _fresh(project, "ccdash-migrate", ["-x", "lock_timeout=0", "up"])
+        release.touch()
         assert forked.result().returncode == 0, forked.result().stderr
     assert other.returncode == ExitCode.LOCKED, other.stderr
-    assert "ccdash-migrate" in error_line(other) or "alembic" in error_line(other) or "python" in error_line(other)
-    assert project.rows("SELECT revision FROM ran ORDER BY 1") == [("1",), ("2",), ("3",)]
+    assert "is in use" in error_line(other) or "held" in error_line(other), error_line(other)
+    assert project.rows("SELECT n FROM ran") == [(1,)]
 
 
 @pytest.mark.parametrize("variable", ["PYTHONPATH", "PYTHONWARNINGS"])
@@ -119,3 +131,27 @@ def test_a_change_to_how_python_starts_runs_a_real_process(project: Project, var
     result = forked_commands.run("alembic", ["--help"], project.root, {**project.env(), variable: value}, 60)
     assert result.returncode == 0 and "usage: alembic" in result.stdout
     assert ("started fresh" in result.stderr) == (variable == "PYTHONPATH")
+
+
+def test_a_shell_script_finds_commands_that_end_as_fresh_ones_do(tmp_path: Path) -> None:
+    """The ``ccdash-migrate`` a script finds first on the PATH ``on_path`` gives (a forwarder to a forked
+    child) writes what the real one writes and exits with its code, as the script sees them."""
+    script = (
+        'command -v ccdash-migrate\nccdash-migrate -x db="$DB" up\nccdash-migrate -x db="$DB" status --json\n'
+        'ccdash-migrate -x db="$DB" -x lock_timeout=abc up || echo "exit $?"\n'
+    )
+    results = {}
+    for way in ("fresh", "forked"):
+        project = _project(tmp_path / way)
+        env = {**project.env(), "DB": str(project.db), "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+        if way == "forked":
+            (tmp_path / "bin").mkdir()
+            env = forked_commands.on_path(tmp_path / "bin", env)
+        ran = subprocess.run(["bash", "-c", script], cwd=project.root, env=env, capture_output=True, text=True)
+        found, _, rest = ran.stdout.partition("\n")
+        results[way] = (ran.returncode, found, _same(rest, tmp_path / way), _same(ran.stderr, tmp_path / way))
+    assert results["fresh"][1] == str(BIN / "ccdash-migrate")
+    assert results["forked"][1] == str(tmp_path / "bin" / "ccdash-migrate")
+    assert results["forked"][0] == results["fresh"][0] == 0
+    assert results["forked"][2:] == results["fresh"][2:]
+    assert "exit " in results["forked"][2]

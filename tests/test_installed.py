@@ -2,12 +2,14 @@
 CCDash's migrations from an empty folder with an empty home, and ``-c`` / ``$ALEMBIC_CONFIG`` / ``./alembic.ini``
 choose another environment.
 
-The wheel is built once per session from a copy of the repository's files (so the build leaves nothing in the
-checkout), and installed with its dependencies into a virtual environment under pytest's temporary folder.
+The wheel is built once per test run from a copy of the repository's files (so the build leaves nothing in the
+checkout), and installed with its dependencies into a virtual environment under pytest's temporary folder, which
+every parallel worker uses (``conftest.built_once``).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -26,9 +28,7 @@ import duckdb
 import pytest
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from conftest import REPO
-
-pytestmark = pytest.mark.xdist_group("installed")  # one worker builds and installs the wheel
+from conftest import REPO, built_once
 
 ENVIRONMENT_FILES = ("alembic.ini", "env.py", "script.py.mako")
 INSTALLED_FOLDER = "ccdash_alembic/ccdash/migrations"
@@ -61,13 +61,12 @@ class Installed:
 
     venv: Path
     wheel: Path
-    source: Path  # the copy of the repository the wheel was built from
 
     @property
     def bin(self) -> Path:
         return self.venv / "bin"
 
-    @property
+    @functools.cached_property
     def ini(self) -> Path:
         """The installed alembic.ini, as the installed package itself reports it."""
         found = subprocess.run(
@@ -82,8 +81,13 @@ class Installed:
 
 @pytest.fixture(scope="session")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
-    base = tmp_path_factory.mktemp("installed")
-    source = base / "source"
+    base = built_once(tmp_path_factory, "installed", _build_and_install)
+    (wheel,) = (base / "wheels").glob("ccdash_alembic-*.whl")
+    return Installed(venv=base / "venv", wheel=wheel)
+
+
+def _copy_repository(source: Path) -> None:
+    """The repository's files, to build from: a build writes into the folder it builds."""
     listed = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
         cwd=REPO,
@@ -94,6 +98,13 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
         if (REPO / name).is_file():
             (source / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / name, source / name)
+
+
+def _build_and_install(base: Path) -> None:
+    """``source/``: a copy of the repository; ``wheels/``: the wheel built from it; ``venv/``: a virtual
+    environment with the wheel installed."""
+    source = base / "source"
+    _copy_repository(source)
     wheels = base / "wheels"
     build = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "-w", str(wheels)],
@@ -112,16 +123,14 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
         timeout=600,
     )
     assert install.returncode == 0, install.stdout + install.stderr
-    result = Installed(venv=venv, wheel=wheel, source=source)
     where = subprocess.run(
-        [str(result.bin / "python"), "-c", "import ccdash_alembic; print(ccdash_alembic.__file__)"],
+        [str(venv / "bin" / "python"), "-c", "import ccdash_alembic; print(ccdash_alembic.__file__)"],
         cwd=base,
         capture_output=True,
         text=True,
         check=True,
     )
     assert Path(where.stdout.strip()).is_relative_to(venv), where.stdout  # the wheel's copy, not the checkout
-    return result
 
 
 @dataclass
@@ -182,8 +191,10 @@ def test_the_wheel_carries_the_repository_environment_and_nothing_else(installed
     assert heads.split() == _heads()
 
 
-def test_the_sdist_carries_the_environment(installed: Installed, tmp_path: Path) -> None:
+def test_the_sdist_carries_the_environment(tmp_path: Path) -> None:
     """``python -m build`` makes the wheel from the sdist: the environment must be in it too."""
+    source = tmp_path / "source"
+    _copy_repository(source)
     built = subprocess.run(
         [
             sys.executable,
@@ -191,7 +202,7 @@ def test_the_sdist_carries_the_environment(installed: Installed, tmp_path: Path)
             "import sys\nfrom setuptools import build_meta\nprint(build_meta.build_sdist(sys.argv[1]))",
             str(tmp_path),
         ],
-        cwd=installed.source,
+        cwd=source,
         capture_output=True,
         text=True,
         timeout=300,
