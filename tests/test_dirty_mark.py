@@ -100,6 +100,28 @@ def test_a_commit_statement_in_a_revision_is_refused_before_anything_commits(pro
     assert project.rows("SELECT version, dirty FROM schema_version") == [("20250101000001", False)]
 
 
+@pytest.mark.parametrize(
+    "statement", ["COMMIT", "rollback", "END TRANSACTION", "CREATE TABLE side (a INTEGER); COMMIT"]
+)
+def test_a_commit_sent_through_the_driver_is_refused_before_it_runs(project: Project, statement: str) -> None:
+    """``exec_driver_sql("COMMIT")`` skips ``op.execute``'s check; run, it would commit the step's first half
+    and leave the rest (here a DELETE) to autocommit, past the data-loss refusal and without a backup."""
+    _with_rows(project)
+    project.write_revision(
+        "20250101000002",
+        "20250101000001",
+        f"op.execute('CREATE TABLE kept (a INTEGER)')\nop.get_bind().exec_driver_sql({statement!r})\n"
+        "op.execute('DELETE FROM t')",
+        message="wipe",
+    )
+    refused = project.alembic("-x", "backup=false", "upgrade", "head")
+    assert refused.returncode == ExitCode.MIGRATION_FAILED, refused.stderr
+    assert "manages the transaction" in error_line(refused)
+    assert project.rows("SELECT count(*) FROM t") == [(2,)]
+    assert project.rows("SELECT count(*) FROM duckdb_tables() WHERE table_name IN ('kept', 'side')") == [(0,)]
+    assert project.rows("SELECT version, dirty FROM schema_version") == [("20250101000001", False)]
+
+
 @pytest.mark.parametrize("then_fail", [False, True], ids=["then-succeed", "then-fail"])
 def test_a_revision_that_commits_through_its_connection_leaves_the_dirty_mark(
     project: Project, then_fail: bool

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import logging.config
 import os
+import re
 import subprocess
 import sys
 import warnings
@@ -37,6 +38,7 @@ from alembic.script import ScriptDirectory
 
 from ccdash_alembic import alembic_internals as internals
 from ccdash_alembic import output
+from ccdash_alembic.ddl import statements
 from ccdash_alembic.ddl.autogen import name_dropped_constraints
 from ccdash_alembic.ddl.impl import SHADOW_OPTION, DuckDBImpl
 from ccdash_alembic.ddl.plugin import PLUGIN_NAME
@@ -185,7 +187,8 @@ class _TimedStep:
             if is_transactional(self._step):
                 _impl(context).start_census()  # rows per table before the revision's code, for data_loss_note
                 transaction = _transaction_id(context)
-                result = self._step.migration_fn(*args, **kw)
+                with _refusing_transaction_statements(context):
+                    result = self._step.migration_fn(*args, **kw)
                 if _ended_since(context, transaction):
                     raise EndedItsTransaction(
                         "the revision ended its own transaction (a COMMIT or ROLLBACK, or connection.commit()), "
@@ -214,6 +217,31 @@ class _TimedStep:
             raise failed from other
         finally:
             recorder.stop()
+
+
+_TRANSACTION_WORD = re.compile(r"\b(begin|start|commit|end|rollback|abort)\b", re.IGNORECASE)
+
+
+def _refuse_transaction_statement(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+    """Refuse a ``COMMIT``/``ROLLBACK``/``BEGIN`` a revision sends through the driver itself (say
+    ``exec_driver_sql("COMMIT")``) before DuckDB runs it: run, it would commit half the revision, and what follows
+    would run in autocommit, past every check. (``op.execute`` refuses the same text; this is for what skips it.)"""
+    if _TRANSACTION_WORD.search(statement):
+        with contextlib.suppress(duckdb.Error):  # text DuckDB cannot parse: DuckDB says so when it runs it
+            statements.split(statement)
+
+
+@contextlib.contextmanager
+def _refusing_transaction_statements(migration_context: MigrationContext) -> Iterator[None]:
+    connection = migration_context.connection
+    if connection is None:
+        yield
+        return
+    sa.event.listen(connection, "before_cursor_execute", _refuse_transaction_statement)
+    try:
+        yield
+    finally:
+        sa.event.remove(connection, "before_cursor_execute", _refuse_transaction_statement)
 
 
 def _impl(migration_context: MigrationContext) -> DuckDBImpl:
