@@ -128,6 +128,15 @@ def constraint_wanted(constraint: sa.Constraint, impl: object) -> bool:
     return rule is None or bool(rule(impl))
 
 
+def constraint_name(constraint: sa.Constraint, dialect: sa.Dialect) -> str | None:
+    """The name a constraint is created with on ``dialect``: its own, or the one its metadata's naming
+    convention gives it (which SQLAlchemy may work out only as the DDL is compiled); None when it has none."""
+    if constraint.name is None:
+        return None
+    name = dialect.identifier_preparer.format_constraint(constraint, _alembic_quote=False)
+    return None if name is None else str(name)
+
+
 def foreign_key_spec(element: sa.ForeignKey) -> Any:
     """What a foreign key was declared to refer to (``"table.column"``, or a ``Column``), as given."""
     return element._colspec

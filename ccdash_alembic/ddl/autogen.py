@@ -1,7 +1,8 @@
-"""Autogenerate on DuckDB: CHECK constraints compared, and dropped constraints named as DuckDB names them.
+"""Autogenerate on DuckDB: CHECK constraints compared, and unnamed dropped constraints named as DuckDB names them.
 
 Alembic compares check constraints only by name (the opt-in ``alembic.ext.checkconstraint_byname``), and
-DuckDB keeps no names. Here they are compared by expression instead: both sides are rendered by DuckDB's own
+a check created outside this layer (or unnamed) has only DuckDB's generated name. Here they are compared by
+expression instead: both sides are rendered by DuckDB's own
 parser (``json_deserialize_sql(json_serialize_sql(...))``), so spacing, parentheses and keyword case do not
 count as differences. Enabled by the ``ccdash_alembic`` autogenerate plugin, which this project's environment
 turns on.
@@ -12,30 +13,17 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-import duckdb
 import sqlalchemy as sa
 from alembic.util import PriorityDispatchResult
 
-from ccdash_alembic.ddl.expressions import ordered_columns, scratch
+from ccdash_alembic.ddl.constraint_names import canonical_expression, check_sql
+from ccdash_alembic.ddl.expressions import ordered_columns
 
 if TYPE_CHECKING:  # Alembic loads this module while it is itself still importing autogenerate
     from alembic.autogenerate.api import AutogenContext
     from alembic.operations.ops import ModifyTableOps
 
 log = logging.getLogger(__name__)
-
-
-def canonical_expression(expression: str) -> str:
-    """DuckDB's own rendering of an expression, or the text itself if DuckDB cannot parse it alone."""
-    try:
-        row = (
-            scratch()
-            .execute("SELECT json_deserialize_sql(json_serialize_sql($1))", ["SELECT " + expression])
-            .fetchone()
-        )
-    except duckdb.Error:
-        return expression.strip()
-    return str(row[0]).removeprefix("SELECT ").strip() if row else expression.strip()
 
 
 def compare_check_constraints(
@@ -76,11 +64,7 @@ def _reflected_checks(autogen_context: AutogenContext, tname: str, schema: str |
 def _model_checks(metadata_table: sa.Table, dialect: Any) -> dict[str, sa.CheckConstraint]:
     """The model's check constraints, by their canonical expression."""
     checks = [c for c in metadata_table.constraints if isinstance(c, sa.CheckConstraint)]
-    return {canonical_expression(_check_sql(c, dialect)): c for c in checks}
-
-
-def _check_sql(const: sa.CheckConstraint, dialect: Any) -> str:
-    return str(const.sqltext.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+    return {canonical_expression(check_sql(c, dialect)): c for c in checks}
 
 
 _SUFFIXES: dict[type[sa.Constraint], str] = {
@@ -109,7 +93,7 @@ def _named_after(const: sa.Constraint, dialect: Any) -> list[str] | None:
         return [e.parent.name for e in const.elements] + [e.column.name for e in const.elements]
     if isinstance(const, sa.CheckConstraint):
         try:
-            return ordered_columns(_check_sql(const, dialect))
+            return ordered_columns(check_sql(const, dialect))
         except ValueError:
             return None
     if isinstance(const, sa.UniqueConstraint | sa.PrimaryKeyConstraint):
@@ -118,14 +102,15 @@ def _named_after(const: sa.Constraint, dialect: Any) -> list[str] | None:
 
 
 def name_dropped_constraints(context: Any, revision: Any, directives: list[Any]) -> None:
-    """``process_revision_directives`` hook: give every ``op.drop_constraint`` autogenerate writes the name
-    DuckDB gave the constraint, since the model's name (``uq_users_email``) is not kept by DuckDB and would
-    not be found when the revision runs."""
+    """``process_revision_directives`` hook: give every ``op.drop_constraint`` autogenerate writes for a
+    constraint without a name (the downgrade of one the model adds unnamed) the name DuckDB will give it, which
+    is how the revision finds it. A named one keeps its name: the layer keeps the names constraints are created
+    with (``constraint_names``), and reflection reports them."""
     from alembic.operations import ops
 
     def visit(container: Any) -> None:
         for operation in getattr(container, "ops", []):
-            if isinstance(operation, ops.DropConstraintOp):
+            if isinstance(operation, ops.DropConstraintOp) and operation.constraint_name is None:
                 name = duckdb_constraint_name(operation.to_constraint(), context.dialect)
                 if name is not None:
                     operation.constraint_name = name

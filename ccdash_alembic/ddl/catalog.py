@@ -9,13 +9,15 @@ questions (is this table there, which columns has it, what does the file hold) h
 DuckDB's catalog is met in one place (``tests/test_catalog_reader.py`` keeps it so).
 
 Constraint names: DuckDB keeps none; it reports generated names (``t_id_pkey``, ``t_a_b_key``, ``t_x_fkey``,
-``t_x_check``), which are read as they are.
+``t_x_check``). ``read_table`` gives each constraint the name it was created with where ``constraint_names``
+kept it (``CONSTRAINT_NAMES``), and DuckDB's name otherwise (and always as ``generated_name``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from dataclasses import replace
+from typing import Any, TypeVar
 
 import duckdb
 import sqlalchemy as sa
@@ -23,7 +25,17 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import NoSuchTableError
 
 from ccdash_alembic.ddl import sqltext
-from ccdash_alembic.ddl.tabledef import Check, Column, ForeignKey, Index, TableDef, Unique, literal, quote
+from ccdash_alembic.ddl.tabledef import (
+    Check,
+    Column,
+    ForeignKey,
+    Index,
+    TableDef,
+    Unique,
+    literal,
+    primary_key_sql,
+    quote,
+)
 
 
 def split_schema(schema: str | None) -> tuple[str | None, str | None]:
@@ -172,6 +184,40 @@ def _indexes(conn: Connection, oid: int) -> tuple[Index, ...]:
     return tuple(result)
 
 
+# Where ``constraint_names`` keeps the names constraints were created with, which DuckDB does not keep: the
+# definition of each (as ``TableDef`` renders it) -> its name, by schema and table. A file without this table
+# (every file no named constraint was created in) reads as before, with DuckDB's generated names.
+CONSTRAINT_NAMES = "migration_constraint_names"
+_HAS_NAMES = (
+    "EXISTS (SELECT 1 FROM duckdb_tables() WHERE database_name = current_database()"
+    f" AND schema_name = current_schema() AND table_name = {literal(CONSTRAINT_NAMES)}) AS has_names"
+)
+
+_Named = TypeVar("_Named", Unique, Check, ForeignKey)
+
+
+def given_names(conn: Reader, table: str, schema: str | None) -> dict[str, str]:
+    """The names ``table``'s constraints were created with, by definition (none for a table of another
+    database: the names are kept in the current one)."""
+    if split_schema(schema)[0] is not None:
+        return {}
+    return {
+        str(definition): str(name)
+        for definition, name in _rows(
+            conn,
+            f"SELECT definition, constraint_name FROM {quote(CONSTRAINT_NAMES)}"
+            " WHERE schema_name = coalesce(?, current_schema()) AND lower(table_name) = lower(?)",
+            schema,
+            table,
+        )
+    }
+
+
+def _named(constraint: _Named, names: dict[str, str]) -> _Named:
+    name = names.get(constraint.sql())
+    return constraint if name is None else replace(constraint, name=name)
+
+
 def read_table(conn: Connection, name: str, schema: str | None = None) -> TableDef:
     """Everything DuckDB knows about one table (or a view's columns)."""
     oid = relation_oid(conn, name, schema)
@@ -184,31 +230,36 @@ def read_table(conn: Connection, name: str, schema: str | None = None) -> TableD
     ).first()
     if table_row is None:
         raise NoSuchTableError(name)
+    rows = conn.execute(
+        sa.text(
+            "SELECT constraint_type, constraint_name, constraint_column_names, expression, referenced_table,"
+            f" referenced_column_names, {_HAS_NAMES} FROM duckdb_constraints() WHERE table_oid = :oid"
+            " ORDER BY constraint_index"
+        ),
+        {"oid": oid},
+    ).fetchall()
+    names = given_names(conn, table_row[0], schema) if any(row[-1] for row in rows) else {}
     primary_key: tuple[str, ...] = ()
     primary_key_name = None
     uniques, checks, foreign_keys = [], [], []
-    constraints = conn.execute(
-        sa.text(
-            "SELECT constraint_type, constraint_name, constraint_column_names, expression, referenced_table,"
-            " referenced_column_names FROM duckdb_constraints() WHERE table_oid = :oid ORDER BY constraint_index"
-        ),
-        {"oid": oid},
-    )
-    for kind, constraint_name, columns, expression, referenced, referenced_columns in constraints:
+    for kind, generated, columns, expression, referenced, referenced_columns, _ in rows:
         if kind == "PRIMARY KEY":
-            primary_key, primary_key_name = tuple(columns), constraint_name
+            primary_key, primary_key_name = tuple(columns), generated
         elif kind == "UNIQUE":
-            uniques.append(Unique(tuple(columns), constraint_name))
+            uniques.append(_named(Unique(tuple(columns), generated, generated), names))
         elif kind == "CHECK":
-            checks.append(Check(sqltext.strip_outer_parens(expression), tuple(columns), constraint_name))
+            check = Check(sqltext.strip_outer_parens(expression), tuple(columns), generated, generated)
+            checks.append(_named(check, names))
         elif kind == "FOREIGN KEY":
-            foreign_keys.append(ForeignKey(tuple(columns), referenced, tuple(referenced_columns), constraint_name))
+            foreign_key = ForeignKey(tuple(columns), referenced, tuple(referenced_columns), generated, generated)
+            foreign_keys.append(_named(foreign_key, names))
     return TableDef(
         name=table_row[0],
         schema=schema,
         columns=_columns(conn, oid),
         primary_key=primary_key,
-        primary_key_name=primary_key_name,
+        primary_key_name=names.get(primary_key_sql(primary_key), primary_key_name),
+        primary_key_generated_name=primary_key_name,
         uniques=tuple(uniques),
         checks=tuple(checks),
         foreign_keys=tuple(foreign_keys),
@@ -375,6 +426,46 @@ def columns_of_database(conn: Reader, database: str) -> list[tuple[str, str]]:
             conn,
             "SELECT table_name, column_name FROM duckdb_columns() WHERE database_name = ? ORDER BY column_index",
             database,
+        )
+    ]
+
+
+def column_definitions(conn: Reader) -> list[tuple[str, str, str, str]]:
+    """``(schema, table, column, definition)`` of every column of the current database's tables (not views):
+    its type, ``NOT NULL`` and default as DuckDB shows them, so two readings compare column by column."""
+    return [
+        (str(r[0]), str(r[1]), str(r[2]), str(r[3]))
+        for r in _rows(
+            conn,
+            "SELECT schema_name, table_name, column_name, data_type"
+            " || CASE WHEN is_nullable THEN '' ELSE ' NOT NULL' END || coalesce(' DEFAULT ' || column_default, '')"
+            " FROM duckdb_columns() WHERE database_name = current_database() AND NOT internal"
+            " AND table_oid NOT IN (SELECT view_oid FROM duckdb_views()) ORDER BY column_index",
+        )
+    ]
+
+
+def table_constraints(conn: Reader) -> list[tuple[str, str, str]]:
+    """``(schema, table, constraint)`` of each key and check of the current database's tables, as DuckDB
+    writes it (``PRIMARY KEY(id)``, ``FOREIGN KEY (a) REFERENCES t(id)``); ``NOT NULL`` belongs to the column."""
+    return [
+        (str(r[0]), str(r[1]), str(r[2]))
+        for r in _rows(
+            conn,
+            "SELECT schema_name, table_name, constraint_text FROM duckdb_constraints()"
+            " WHERE database_name = current_database() AND constraint_type <> 'NOT NULL'",
+        )
+    ]
+
+
+def table_indexes(conn: Reader) -> list[tuple[str, str, str, str]]:
+    """``(schema, table, index, CREATE INDEX statement)`` of each explicit index of the current database."""
+    return [
+        (str(r[0]), str(r[1]), str(r[2]), str(r[3]))
+        for r in _rows(
+            conn,
+            "SELECT schema_name, table_name, index_name, sql FROM duckdb_indexes()"
+            " WHERE database_name = current_database()",
         )
     ]
 

@@ -74,14 +74,19 @@ class Loss:
         return f"{name}: {self.before.rows} -> {rows} rows{gone}"
 
 
-# Tables not counted: Alembic's, and those the layer above keeps (it adds them with ``ignore``, so this layer
-# imports nothing from it).
-_IGNORED = {"alembic_version"}
+# Tables not counted: Alembic's, this layer's constraint names, and those the layer above keeps (it adds them
+# with ``ignore``, so this layer imports nothing from it).
+_IGNORED = {"alembic_version", catalog.CONSTRAINT_NAMES}
 
 
 def ignore(tables: Iterable[str]) -> None:
     """Leave ``tables`` out of every census: bookkeeping, not user data."""
     _IGNORED.update(name.lower() for name in tables)
+
+
+def is_bookkeeping(table: str) -> bool:
+    """Whether ``table`` is one of the bookkeeping tables left out of every census."""
+    return table.lower() in _IGNORED
 
 
 def take(connection: Connection) -> dict[int, Count]:

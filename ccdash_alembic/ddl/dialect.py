@@ -3,7 +3,8 @@
 duckdb-engine stays the driver (connection, cursor, types); this subclass replaces what it inherits from
 PostgreSQL and DuckDB does not have:
 
-- reflection, read from DuckDB's catalog functions (``reflection``);
+- reflection, read from DuckDB's catalog functions (``reflection``), with the names constraints were created
+  with, which DuckDB does not keep (``constraint_names``);
 - autoincrement integer keys, which PostgreSQL renders as ``SERIAL`` (DuckDB has none): they become a
   ``DEFAULT nextval('<table>_<column>_seq')`` backed by a sequence created before and dropped after the table;
 - DDL that DuckDB spells differently (sequences without ``AS type``/``CACHE``, VIRTUAL-only computed columns,
@@ -254,7 +255,10 @@ class DuckDBDialect(duckdb_engine.Dialect):
 
     @reflection.cache
     def get_table_names(self, connection: Connection, schema: str | None = None, **kw: Any) -> list[str]:
-        return catalog.relation_names(connection, schema, views=False, temporary=False)
+        """The schema's tables, less the one where the layer keeps constraint names (``constraint_names``),
+        which is no user's table: no autogenerate, ``metadata.reflect`` or ``drop_all`` is to meet it."""
+        names = catalog.relation_names(connection, schema, views=False, temporary=False)
+        return [name for name in names if name != catalog.CONSTRAINT_NAMES]
 
     @reflection.cache
     def get_temp_table_names(self, connection: Connection, schema: str | None = None, **kw: Any) -> list[str]:
@@ -310,7 +314,7 @@ class DuckDBDialect(duckdb_engine.Dialect):
         return {}
 
 
-def _runs_metadata_ddl(kw: dict[str, Any]) -> bool:
+def runs_metadata_ddl(kw: dict[str, Any]) -> bool:
     """True for ``create_all``/``drop_all``/``Table.create``; Alembic's impl handles its own statements."""
     return isinstance(kw.get("_ddl_runner"), (sa_ddl.SchemaGenerator, sa_ddl.SchemaDropper))
 
@@ -321,14 +325,14 @@ def implicit_sequences(table: sa.Table) -> list[sa.Sequence]:
 
 @event.listens_for(sa.Table, "before_create")
 def _create_implicit_sequences(table: sa.Table, connection: Connection, **kw: Any) -> None:
-    if connection.dialect.name == DuckDBDialect.name and _runs_metadata_ddl(kw):
+    if connection.dialect.name == DuckDBDialect.name and runs_metadata_ddl(kw):
         for sequence in implicit_sequences(table):
             connection.execute(sa_ddl.CreateSequence(sequence, if_not_exists=True))
 
 
 @event.listens_for(sa.Table, "after_drop")
 def _drop_implicit_sequences(table: sa.Table, connection: Connection, **kw: Any) -> None:
-    if connection.dialect.name == DuckDBDialect.name and _runs_metadata_ddl(kw):
+    if connection.dialect.name == DuckDBDialect.name and runs_metadata_ddl(kw):
         for sequence in implicit_sequences(table):
             connection.execute(sa_ddl.DropSequence(sequence, if_exists=True))
 

@@ -16,9 +16,12 @@ What differs from Alembic's default:
   are found as well as the drops it declares (``take_data_losses``);
 - dropping a table that others reference is refused naming them;
 - tables get their autoincrement sequences created before and dropped after them (see ``dialect``);
-- autogenerate compares what DuckDB can keep: it keeps no constraint names, so reflected unique and foreign
-  key constraints are matched to the model by their columns; types are compared by what DuckDB makes of them;
-  defaults after folding DuckDB's spellings (``CAST('x' AS VARCHAR)``, ``current_timestamp``).
+- the names constraints are created with, which DuckDB does not keep, are kept by this layer
+  (``constraint_names``) after every table it creates, changes or drops;
+- autogenerate compares what DuckDB can keep: a constraint created outside this layer has only DuckDB's
+  generated name, so reflected unique and foreign key constraints are matched to the model by their columns;
+  types are compared by what DuckDB makes of them; defaults after folding DuckDB's spellings
+  (``CAST('x' AS VARCHAR)``, ``current_timestamp``).
 
 In ``--sql`` mode there is no database to read the catalog from, so the environment passes a schema-only
 in-memory copy of the database (``shadow``); every statement written to the script is run there too, so
@@ -44,7 +47,7 @@ from sqlalchemy.sql import sqltypes
 from sqlalchemy.sql.schema import ColumnCollectionConstraint
 
 from ccdash_alembic import alembic_internals as internals
-from ccdash_alembic.ddl import catalog, census, expressions, rebuild, statements
+from ccdash_alembic.ddl import catalog, census, constraint_names, expressions, rebuild, statements
 from ccdash_alembic.ddl.defaults import normalize_default
 from ccdash_alembic.ddl.dialect import column_sequence, implicit_sequences
 from ccdash_alembic.ddl.tabledef import Column, ForeignKey, Index, TableDef, literal, qualified, quote
@@ -172,7 +175,8 @@ class DuckDBImpl(DefaultImpl):
         the step started (``jobs: 120 -> 0 rows``)."""
         losses, self._data_losses = self._data_losses, []
         before, self._census = self._census, None
-        if before is not None and self.connection is not None:
+        # where no table held rows as the step started, none can have lost any: no second count
+        if before and self.connection is not None and any(count.rows for count in before.values()):
             for loss in census.losses(before, census.take(self.connection), self._renames):
                 if loss.before.key not in self._declared:
                     losses.append(str(loss))
@@ -260,6 +264,7 @@ class DuckDBImpl(DefaultImpl):
         )
         log.debug("%s", plan)  # the plan and its SQL: ccdash-migrate -v, or the ccdash_alembic logger at DEBUG
         self.run_sql(plan.statements)
+        self.run_sql(constraint_names.after_change(self.catalog_connection(), table_name, schema, plan.tables))
         name = self._note_renames(table_name, schema, changes)
         if any(isinstance(c, rebuild.DropIndex) for c in changes):
             self._dropped_index.add(table_name.lower())
@@ -379,6 +384,8 @@ class DuckDBImpl(DefaultImpl):
         return Index(str(index.name), tuple(elements), tuple(columns), bool(index.unique))
 
     def _constraint_change(self, const: sa.Constraint) -> rebuild.Change:
+        """The change adding ``const``, under its name (which ``constraint_names`` keeps)."""
+        name = internals.constraint_name(const, self.dialect)
         if isinstance(const, sa.ForeignKeyConstraint):
             elements = const.elements
             return rebuild.AddForeignKey(
@@ -386,16 +393,17 @@ class DuckDBImpl(DefaultImpl):
                     tuple(e.parent.name for e in elements),
                     elements[0].column.table.name,
                     tuple(e.column.name for e in elements),
+                    name,
                 )
             )
         assert isinstance(const, ColumnCollectionConstraint)
         columns = tuple(c.name for c in const.columns)
         if isinstance(const, sa.PrimaryKeyConstraint):
-            return rebuild.AddPrimaryKey(columns)
+            return rebuild.AddPrimaryKey(columns, name)
         if isinstance(const, sa.UniqueConstraint):
-            return rebuild.AddUnique(columns)
+            return rebuild.AddUnique(columns, name)
         if isinstance(const, sa.CheckConstraint):
-            return rebuild.AddCheck(self._expression_sql(const.sqltext))
+            return rebuild.AddCheck(self._expression_sql(const.sqltext), name)
         raise NotImplementedError(f"DuckDB has no {type(const).__name__}")
 
     def _add_column_changes(self, column: sa.Column[Any]) -> list[rebuild.Change]:
@@ -519,13 +527,21 @@ class DuckDBImpl(DefaultImpl):
             self._handled.clear()
         self.change_table(block.table_name, changes, block.schema)
 
+    def _catalog_if_any(self) -> Connection | None:
+        """Where the catalog is read, or None in ``--sql`` mode without a shadow (no database was given)."""
+        return self.catalog_connection() if not self.as_sql or self._shadow is not None else None
+
     def create_table(self, table: sa.Table, **kw: Any) -> None:
         for sequence in filter(None, map(column_sequence, table.columns)):
             self._exec(sa_ddl.CreateSequence(sequence, if_not_exists=True))
         super().create_table(table, **kw)
+        source = self._catalog_if_any()
+        if source is not None:
+            names = constraint_names.model_names(table, self.dialect)
+            self.run_sql(constraint_names.statements(source, [(table.name, table.schema, names)]))
 
     def drop_table(self, table: sa.Table, **kw: Any) -> None:
-        source = self.catalog_connection() if not self.as_sql or self._shadow is not None else None
+        source = self._catalog_if_any()
         if source is not None:
             referencing = [t for t, _ in catalog.referencing(source, table.name, table.schema)]
             if referencing:
@@ -540,6 +556,8 @@ class DuckDBImpl(DefaultImpl):
         for sequence in owned:
             self._exec(sa_ddl.DropSequence(sequence, if_exists=True))
         self.run_sql([f"DROP TYPE IF EXISTS {qualified(name, table.schema)}" for name in types])
+        if source is not None:
+            self.run_sql(constraint_names.statements(source, [], [(table.name, table.schema)]))
 
     def _owned_types(self, table: sa.Table, source: Connection | None) -> list[str]:
         """Named ENUM types only this table's columns use, which go with it (as they came with create_table)."""

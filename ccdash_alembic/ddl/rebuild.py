@@ -89,16 +89,19 @@ class RenameTable:
 @dataclass(frozen=True)
 class AddPrimaryKey:
     columns: tuple[str, ...]
+    name: str | None = None
 
 
 @dataclass(frozen=True)
 class AddUnique:
     columns: tuple[str, ...]
+    name: str | None = None
 
 
 @dataclass(frozen=True)
 class AddCheck:
     expression: str
+    name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,7 @@ class Plan:
     reasons: list[str] = field(default_factory=list)
     rebuilt: list[str] = field(default_factory=list)
     carried: list[str] = field(default_factory=list)  # changes the rebuild makes to referencing tables
+    tables: list[TableDef] = field(default_factory=list)  # every table the plan changes, as it leaves it
 
     def __str__(self) -> str:
         head = f"{self.strategy} change of {self.table}"
@@ -212,7 +216,7 @@ def _without_column(table: TableDef, name: str) -> TableDef:
     """The table without one column (lower-cased name) and everything that uses it."""
     kept = replace(table, columns=tuple(c for c in table.columns if c.name.lower() != name))
     if name in _names(table.primary_key):
-        kept = replace(kept, primary_key=(), primary_key_name=None)
+        kept = replace(kept, primary_key=(), primary_key_name=None, primary_key_generated_name=None)
     return _without_uses(kept, name)
 
 
@@ -268,7 +272,8 @@ def _(change: AddPrimaryKey, state: _State) -> _State:
         raise PlanError(f"table {table.name} already has a primary key ({', '.join(table.primary_key)}); drop it first")
     columns = tuple(table.column(c).name for c in change.columns)
     new_columns = tuple(replace(c, nullable=False) if c.name in columns else c for c in table.columns)
-    return replace(state, table=replace(table, columns=new_columns, primary_key=columns))
+    new = replace(table, columns=new_columns, primary_key=columns, primary_key_name=change.name)
+    return replace(state, table=replace(new, primary_key_generated_name=None))
 
 
 @_apply.register
@@ -277,12 +282,12 @@ def _(change: AddUnique, state: _State) -> _State:
     columns = tuple(table.column(c).name for c in change.columns)
     if any(_names(u.columns) == _names(columns) for u in table.uniques):
         raise PlanError(f"table {table.name} already has a unique constraint on ({', '.join(columns)})")
-    return replace(state, table=replace(table, uniques=(*table.uniques, Unique(columns))))
+    return replace(state, table=replace(table, uniques=(*table.uniques, Unique(columns, change.name))))
 
 
 @_apply.register
 def _(change: AddCheck, state: _State) -> _State:
-    check = Check(change.expression, tuple(sorted(expressions.columns_in(change.expression))))
+    check = Check(change.expression, tuple(sorted(expressions.columns_in(change.expression))), change.name)
     return replace(state, table=replace(state.table, checks=(*state.table.checks, check)))
 
 
@@ -313,7 +318,8 @@ def _(change: SetTableComment, state: _State) -> _State:
 def _(change: DropConstraint, state: _State) -> _State:
     table, target = state.table, change.constraint
     if isinstance(target, tuple):
-        return replace(state, table=replace(table, primary_key=(), primary_key_name=None))
+        keyless = replace(table, primary_key=(), primary_key_name=None, primary_key_generated_name=None)
+        return replace(state, table=keyless)
     kept = replace(
         table,
         uniques=tuple(u for u in table.uniques if u != target),
@@ -597,7 +603,7 @@ def plan(
             blocked.append("an index dropped earlier in this transaction (DuckDB keeps it until commit)")
         state = _apply(change, state)
     if statements is not None:
-        return Plan(table.name, "native", statements)
+        return Plan(table.name, "native", statements, tables=[state.table])
     return _rebuild(conn, table, state, reasons)
 
 
@@ -677,7 +683,7 @@ def _rebuild(conn: Connection, old: TableDef, state: _State, reasons: list[str])
     statements += [*map(_check_row_count, rebuilt), f"DROP TABLE {quote(_COUNTS)}"]
     for table in rebuilt:
         statements += table.index_sql() + table.comment_sql()
-    return Plan(old.name, "rebuild", statements, reasons, [t.name for t in rebuilt], carried)
+    return Plan(old.name, "rebuild", statements, reasons, [t.name for t in rebuilt], carried, rebuilt)
 
 
 _COUNTS = f"{TEMP_PREFIX}counts"  # the row count of each rebuilt table, by its name after the rebuild
@@ -776,29 +782,33 @@ class _Candidate:
     name: str | None
     columns: tuple[str, ...]
     constraint: Unique | Check | ForeignKey | tuple[str, ...]
+    generated_name: str | None
 
     def describe(self) -> str:
         return f"{self.name} ({_KINDS[self.kind]} on {', '.join(self.columns)})"
 
     def is_named(self, name: str | None) -> bool:
-        return name is not None and self.name is not None and self.name.lower() == name.lower()
+        known = (n.lower() for n in (self.name, self.generated_name) if n is not None)
+        return name is not None and name.lower() in known
 
 
 def _candidates(table: TableDef) -> list[_Candidate]:
-    found = [_Candidate("primary", table.primary_key_name, table.primary_key, table.primary_key)]
-    found = found if table.primary_key else []
-    found += [_Candidate("unique", u.name, u.columns, u) for u in table.uniques]
-    found += [_Candidate("foreignkey", f.name, f.columns, f) for f in table.foreign_keys]
-    found += [_Candidate("check", c.name, c.columns, c) for c in table.checks]
+    key = table.primary_key
+    found = [_Candidate("primary", table.primary_key_name, key, key, table.primary_key_generated_name)]
+    found = found if key else []
+    found += [_Candidate("unique", u.name, u.columns, u, u.generated_name) for u in table.uniques]
+    found += [_Candidate("foreignkey", f.name, f.columns, f, f.generated_name) for f in table.foreign_keys]
+    found += [_Candidate("check", c.name, c.columns, c, c.generated_name) for c in table.checks]
     return found
 
 
 def find_constraint(table: TableDef, name: str | None, kind: str | None) -> DropConstraint:
     """The constraint ``op.drop_constraint(name, table, type_=kind)`` means, though DuckDB keeps no names.
 
-    Matched, in order: by DuckDB's generated name (``t_a_b_key``, ``t_x_id_fkey``, ``t_x_check``,
-    ``t_id_pkey``, as reflection reports them); else, when ``type_`` is given and the table has exactly one
-    constraint of that kind, that one. Anything else is refused with the table's constraints listed.
+    Matched, in order: by the name it was created with, where ``constraint_names`` kept it, or by DuckDB's
+    generated name (``t_a_b_key``, ``t_x_id_fkey``, ``t_x_check``, ``t_id_pkey``), which revisions written
+    before the name was kept use; else, when ``type_`` is given and the table has exactly one constraint of
+    that kind, that one. Anything else is refused with the table's constraints listed.
     """
     if kind is not None and kind not in _KINDS:
         raise PlanError(f"unknown constraint type {kind!r}; use one of {', '.join(_KINDS)}")

@@ -25,7 +25,7 @@ VERSION_TABLE = "alembic_version"
 
 def schema_copy(path: Path | None) -> Connection:
     """An open connection to a new in-memory database with the schema of ``path`` (empty if it has none), and
-    the rows of its ``alembic_version``."""
+    the rows of its ``alembic_version`` and of the constraint names the layer keeps."""
     # the user's file is attached below: DuckDB must not install or load an extension to read it
     connection = sa.create_engine(
         "duckdb:///:memory:", poolclass=StaticPool, connect_args={"config": dict(SAFE_OPEN)}
@@ -36,9 +36,11 @@ def schema_copy(path: Path | None) -> Connection:
     try:
         for statement in _schema_statements(connection):
             connection.exec_driver_sql(statement)
-        if catalog.has_table(connection, VERSION_TABLE):  # copied from the file's main schema
-            # the one table whose rows come too: they say which revision the copied schema is at
-            connection.exec_driver_sql(f"INSERT INTO {VERSION_TABLE} SELECT * FROM {SOURCE}.main.{VERSION_TABLE}")
+        # the tables whose rows come too (from the file's main schema): which revision the copied schema is at,
+        # and the names of its constraints
+        for table in (VERSION_TABLE, catalog.CONSTRAINT_NAMES):
+            if catalog.has_table(connection, table):
+                connection.exec_driver_sql(f"INSERT INTO {quote(table)} SELECT * FROM {SOURCE}.main.{quote(table)}")
     finally:
         connection.exec_driver_sql(f"DETACH {SOURCE}")
     connection.commit()

@@ -9,7 +9,7 @@ spaces, reserved words) survive.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 
 def quote(name: str) -> str:
@@ -22,6 +22,10 @@ def literal(text: str) -> str:
 
 def qualified(name: str, schema: str | None) -> str:
     return f"{quote(schema)}.{quote(name)}" if schema else quote(name)
+
+
+def primary_key_sql(columns: tuple[str, ...]) -> str:
+    return f"PRIMARY KEY ({', '.join(map(quote, columns))})"
 
 
 @dataclass(frozen=True)
@@ -56,7 +60,11 @@ class ForeignKey:
     columns: tuple[str, ...]
     ref_table: str
     ref_columns: tuple[str, ...]
-    name: str | None = None  # DuckDB's generated name, as read
+    # ``name``: the name the constraint was created with when ``constraint_names`` knows it, else DuckDB's own;
+    # ``generated_name``: DuckDB's own (``<table>_<columns>_fkey``), as read (None until the catalog has it).
+    # The same holds for ``Unique``, ``Check`` and ``TableDef.primary_key_name``.
+    name: str | None = None
+    generated_name: str | None = field(default=None, compare=False)
 
     def sql(self) -> str:
         cols = ", ".join(map(quote, self.columns))
@@ -68,6 +76,7 @@ class ForeignKey:
 class Unique:
     columns: tuple[str, ...]
     name: str | None = None
+    generated_name: str | None = field(default=None, compare=False)
 
     def sql(self) -> str:
         return f"UNIQUE ({', '.join(map(quote, self.columns))})"
@@ -78,6 +87,7 @@ class Check:
     expression: str
     columns: tuple[str, ...] = ()
     name: str | None = None
+    generated_name: str | None = field(default=None, compare=False)
 
     def sql(self) -> str:
         return f"CHECK ({self.expression})"
@@ -105,6 +115,7 @@ class TableDef:
     columns: tuple[Column, ...]
     primary_key: tuple[str, ...] = ()
     primary_key_name: str | None = None
+    primary_key_generated_name: str | None = None
     uniques: tuple[Unique, ...] = ()
     checks: tuple[Check, ...] = ()
     foreign_keys: tuple[ForeignKey, ...] = ()
@@ -130,7 +141,7 @@ class TableDef:
         """``CREATE TABLE`` with every column and constraint; indexes and comments are separate statements."""
         parts = [c.sql() for c in self.columns]
         if self.primary_key:
-            parts.append(f"PRIMARY KEY ({', '.join(map(quote, self.primary_key))})")
+            parts.append(primary_key_sql(self.primary_key))
         parts += [u.sql() for u in self.uniques]
         parts += [c.sql() for c in self.checks]
         parts += [f.sql() for f in self.foreign_keys]

@@ -21,11 +21,11 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from ccdash_alembic.ddl import census
+from ccdash_alembic.ddl import catalog, census
 
 HISTORY_TABLE = "migration_history"
 VERSION_TABLE = "schema_version"
-OWN_TABLES = frozenset({HISTORY_TABLE, VERSION_TABLE, "alembic_version"})
+OWN_TABLES = frozenset({HISTORY_TABLE, VERSION_TABLE, "alembic_version", catalog.CONSTRAINT_NAMES})
 census.ignore(OWN_TABLES)  # the data-loss census counts user data, not this log
 
 metadata = sa.MetaData()
