@@ -38,7 +38,7 @@ def test_alembic_dialect_suite_passes_on_duckdb(tmp_path: Path) -> None:
     summary = result.stdout.strip().splitlines()[-1]
     counts = {kind: int(n) for n, kind in re.findall(r"(\d+) (passed|failed|skipped|error)", summary)}
     assert counts.get("failed", 0) == 0 and counts.get("error", 0) == 0, result.stdout[-5000:]
-    assert counts["passed"] >= 80, summary
+    assert counts["passed"] >= 86, summary
 
     # Every class of the suite is run: none is left out by a class requirement without a word.
     classes = set(re.findall(r"test_suite\.py::(\w+?)_duckdb", result.stdout))
@@ -47,3 +47,6 @@ def test_alembic_dialect_suite_passes_on_duckdb(tmp_path: Path) -> None:
     reasons = re.findall(r"^SKIPPED \[\d+\] .*? : (.*)$", result.stdout, re.MULTILINE)
     assert len(reasons) == counts["skipped"], result.stdout[-5000:]
     assert all(reason.startswith("DuckDB ") for reason in reasons), sorted(set(reasons))
+    # Constraint names come back (the layer keeps them): the tests that drop or filter keys by name run.
+    for name in ("test_remove_composite_fk", "test_casing_convention_changed_so_put_drops_first", "test_change_fk"):
+        assert re.search(rf"^PASSED .*::{name}\b", result.stdout, re.MULTILINE), name

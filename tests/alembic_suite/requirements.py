@@ -8,9 +8,6 @@ it skips) names that. Left open: foreign keys declared RESTRICT or NO ACTION (``
 from alembic.testing import exclusions
 from alembic.testing.requirements import SuiteRequirements
 
-NO_CONSTRAINT_NAMES = (
-    "DuckDB keeps no constraint names: it reports generated ones (<table>_<columns>_fkey) whatever the DDL said"
-)
 NO_FK_ACTIONS = (
     "DuckDB foreign keys have no ON DELETE / ON UPDATE actions: it refuses CASCADE, SET NULL and SET DEFAULT,"
     " and keeps RESTRICT as NO ACTION"
@@ -34,18 +31,10 @@ class DuckDBRequirements(SuiteRequirements):
         return exclusions.closed(NO_IDENTITY)
 
     @property
-    def foreign_key_name_reflection(self):
-        return exclusions.closed(NO_CONSTRAINT_NAMES)
-
-    @property
-    def fk_names(self):
-        """Named foreign keys in the model: DuckDB accepts ``CONSTRAINT name FOREIGN KEY`` (and forgets the
-        name, which only the tests gated by ``foreign_key_name_reflection`` need back)."""
-        return exclusions.open()
-
-    @property
     def reflects_pk_names(self):
-        return exclusions.closed(NO_CONSTRAINT_NAMES)
+        """DuckDB forgets constraint names; the layer keeps the names it creates them with (primary keys too)
+        and reflection reports them (``ccdash_alembic/ddl/constraint_names.py``)."""
+        return exclusions.open()
 
     @property
     def fk_actions(self):

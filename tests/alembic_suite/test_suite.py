@@ -10,9 +10,7 @@ import types
 from alembic.testing import config
 from alembic.testing.suite import *  # noqa: F403
 from alembic.testing.suite import AutogenerateFKOptionsTest as _AutogenerateFKOptionsTest
-from alembic.testing.suite import AutogenerateForeignKeysTest as _AutogenerateForeignKeysTest
 from alembic.testing.suite import AutogenerateIdentityTest as _AutogenerateIdentityTest
-from alembic.testing.suite import IncludeHooksTest as _IncludeHooksTest
 
 
 def _gate(cls, requirement, *names, **attributes):
@@ -37,15 +35,6 @@ AutogenerateFKOptionsTest = _gate(
     "test_nochange_onupdate",
     "test_change_ondelete_from_restrict",
     "test_change_onupdate_from_restrict",
-)
-
-# These expect the name a foreign key was created with back from the database. Autogenerate does find the
-# keys they drop, under DuckDB's names, and the revision drops them (tests/test_autogenerate.py).
-AutogenerateForeignKeysTest = _gate(
-    _AutogenerateForeignKeysTest, "foreign_key_name_reflection", "test_remove_composite_fk"
-)
-IncludeHooksTest = _gate(
-    _IncludeHooksTest, "foreign_key_name_reflection", "test_remove_connection_fk", "test_change_fk"
 )
 
 # Its class requirement would leave it out of the run altogether; each test says why it is skipped instead.
