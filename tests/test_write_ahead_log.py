@@ -89,13 +89,13 @@ def test_a_rehearsal_runs_on_what_the_log_holds_too(project: Project) -> None:
     _three_rows(project)
     wal = _crash_after(project, "INSERT INTO ran VALUES ('4')")
     project.write_revision(
-        "20250101000002", BASE, "op.execute(\"UPDATE ran SET revision = revision || 'x'\")", message="mark ran"
+        "20250101000002", BASE, "op.execute(\"INSERT INTO ran SELECT revision || 'x' FROM ran\")", message="copy ran"
     )
     before = project.db.read_bytes(), wal.read_bytes()
 
     rehearsed = project.migrate("rehearse")
     assert rehearsed.returncode == 0, rehearsed.stderr
-    assert rehearsed.stdout.splitlines()[1].strip() == "ran +4 -4"
+    assert rehearsed.stdout.splitlines()[1].strip() == "ran 4 -> 8 rows"
     assert (project.db.read_bytes(), wal.read_bytes()) == before
 
 

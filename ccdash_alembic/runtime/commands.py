@@ -518,8 +518,7 @@ def rehearse(config: Config, revision: str = "head") -> None:
 
 
 def _print_rehearsal(result: rehearsal.Rehearsal) -> None:
-    """Two lines per revision: what ran and how long it took, then its error or the rows it changed."""
+    """Two lines per revision: what ran and how long it took, then its error or the tables it changed."""
     time = f"{result.milliseconds} ms" if result.milliseconds is not None else "-"
-    changed = ", ".join(f"{t} +{g} -{lost}" for t, (g, lost) in result.changes.items()) or "no rows changed"
     print(f"{result.revision}  {result.status:7}  {time:>9}  {result.name}")
-    print(f"    {result.error if result.error else changed}")
+    print(f"    {result.summary()}")
