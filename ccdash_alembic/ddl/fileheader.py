@@ -123,9 +123,10 @@ def shortfall(path: Path, *, lock: bool = True) -> Shortfall | None:
         with open(path, "rb") as handle:
             if lock and not _shared_lock(handle.fileno()):
                 return None
-            return _shortfall(handle.fileno())
+            found = _shortfall(handle.fileno())
     except (OSError, _Unknown):
         return None
+    return found if found is not None or not _log_pending(path) else _in_child(path, "--log")
 
 
 def _shared_lock(descriptor: int) -> bool:
@@ -212,12 +213,54 @@ class _MetadataChain:
         return part[8:]
 
 
+def _log_pending(path: Path) -> bool:
+    try:
+        return os.path.getsize(f"{path}.wal") > 0
+    except OSError:
+        return False
+
+
+def _log_shortfall(path: Path) -> Shortfall | None:
+    """Whether the blocks a pending log's transactions wrote ahead of their commit lie past the file's end.
+
+    The headers cannot tell (those blocks are past their count, or still on their free list), so DuckDB is
+    asked: a read-only open replays the log in memory and leaves the file and the log as they are, and each
+    table's storage layout then names its highest block. This reads the catalog of every table, so it is
+    done only while a log is pending (CCDash stopped before its checkpoint), in a child process: the open and
+    close of the file must not happen in a process that holds DuckDB's lock on it."""
+    import duckdb
+
+    from ccdash_alembic.ddl import catalog
+
+    try:
+        connection = duckdb.connect(
+            os.fspath(path),
+            read_only=True,
+            config={"autoinstall_known_extensions": False, "autoload_known_extensions": False},
+        )
+    except duckdb.Error:
+        return None  # held by a writer, or unreadable: the open that follows says which
+    try:
+        block = catalog.block_size(connection)
+        last = max((catalog.last_block(connection, table) for table in catalog.stored_tables(connection)), default=-1)
+    except duckdb.Error:
+        return None
+    finally:
+        connection.close()
+    size, needed = os.path.getsize(path), HEADERS_END + (last + 1) * block
+    return Shortfall(size, needed) if last >= 0 and size < needed else None
+
+
 def shortfall_in_child(path: Path) -> Shortfall | None:
     """``shortfall`` read by a child process, for a caller that holds the file open through DuckDB: a
     descriptor the child closes leaves this process's lock alone. No lock is taken: the caller's keeps
     writers out."""
+    return _in_child(path, "--headers")
+
+
+def _in_child(path: Path, what: str) -> Shortfall | None:
     result = subprocess.run(
-        [sys.executable, "-I", os.fspath(Path(__file__)), os.fspath(path)],
+        [sys.executable, "-I", os.fspath(Path(__file__)), what, os.fspath(path)],
         capture_output=True,
         text=True,
         check=False,
@@ -227,7 +270,8 @@ def shortfall_in_child(path: Path) -> Shortfall | None:
     return Shortfall(int(numbers[0]), int(numbers[1])) if result.returncode == 0 and len(numbers) == 2 else None
 
 
-if __name__ == "__main__":  # shortfall_in_child's child: prints "SIZE NEEDED" for a file cut short
-    found = shortfall(Path(sys.argv[1]), lock=False)
+if __name__ == "__main__":  # _in_child's child: prints "SIZE NEEDED" for a file cut short
+    checked = Path(sys.argv[2])
+    found = _log_shortfall(checked) if sys.argv[1] == "--log" else shortfall(checked, lock=False)
     if found is not None:
         print(found.size, found.needed)

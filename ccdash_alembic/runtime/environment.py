@@ -234,7 +234,7 @@ def _refuse_transaction_statement(conn: Any, cursor: Any, statement: str, *args:
 @contextlib.contextmanager
 def _refusing_transaction_statements(migration_context: MigrationContext) -> Iterator[None]:
     connection = migration_context.connection
-    if connection is None:
+    if connection is None or migration_context.as_sql:  # a script: nothing runs here
         yield
         return
     sa.event.listen(connection, "before_cursor_execute", _refuse_transaction_statement)
