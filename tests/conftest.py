@@ -14,6 +14,7 @@ import os
 import pty
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -302,6 +303,12 @@ def on_terminal(command: list[str], cwd: Path, env: dict[str, str]) -> tuple[int
     code = process.wait(timeout=300)
     os.close(leader)
     return code, output.decode(errors="replace")
+
+
+def interruptible() -> None:
+    """``preexec_fn`` of a child a test interrupts with SIGINT, as Ctrl-C would: a shell without job control
+    starts its background jobs with SIGINT ignored, the tests inherit that, and Python then keeps ignoring it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]) -> Path:

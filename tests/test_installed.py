@@ -28,7 +28,7 @@ import duckdb
 import pytest
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from conftest import REPO, built_once
+from conftest import REPO, built_once, interruptible
 
 ENVIRONMENT_FILES = ("alembic.ini", "env.py", "script.py.mako")
 INSTALLED_FOLDER = "ccdash_alembic/ccdash/migrations"
@@ -255,6 +255,7 @@ def test_serve_from_an_empty_folder_answers(installed: Installed, place: Place) 
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=interruptible,
     )
     try:
         assert server.stdout is not None

@@ -34,6 +34,7 @@ from conftest import (
     digest,
     error_line,
     hold,
+    interruptible,
     use_database,
 )
 
@@ -315,6 +316,7 @@ def test_an_interrupted_run_holds_the_file_to_the_end_and_says_so_in_one_line(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            preexec_fn=interruptible,
         )
         assert run.stderr is not None
         seen = []
