@@ -19,6 +19,14 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Column, Table
 
+
+def announce(config: Any, line: str) -> None:
+    """A line on stderr that says what a command works on (``Database:``, ``Backup:``, a step), which ``-q``
+    (Alembic's ``quiet`` messaging option on ``config``) leaves out; errors are printed whatever it says."""
+    if not config.messaging_opts.get("quiet", False):
+        sys.stderr.write(line + "\n")
+
+
 # Styles of the words a status or a history shows, on a terminal.
 STYLES = {
     "applied": "green",

@@ -76,6 +76,18 @@ def test_quiet_says_nothing(tmp_path: Path) -> None:
     assert result.returncode == 0 and result.stderr == "" and result.stdout == "", result.stderr
 
 
+def test_quiet_leaves_out_the_database_line_of_every_command(project: Project) -> None:
+    """``-q`` leaves out the ``Database:`` line of the commands that only read or copy (as it does for ``up``):
+    what is left on stderr is what the command was asked for, or nothing."""
+    _indexed_items(project)
+    assert project.migrate("upgrade", "20250101000001").returncode == 0
+    for command in (["status"], ["validate"], ["history"], ["backup"], ["backup", "--list"], ["rehearse"]):
+        loud = project.migrate(*command)
+        quiet = project.migrate("-q", *command)
+        assert "Database: " in loud.stderr, (command, loud.stderr)
+        assert "Database: " not in quiet.stderr and quiet.returncode == loud.returncode, (command, quiet.stderr)
+
+
 def _indexed_items(project: Project) -> None:
     """``items`` with an indexed column, then a type change of that column (DuckDB needs a rebuild)."""
     project.write_revision(

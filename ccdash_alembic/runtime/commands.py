@@ -51,7 +51,7 @@ def open_database(config: Config, read_only: bool) -> tuple[database.Target, Set
     """The run's database, opened (after waiting for its lock), or None when there is no file yet."""
     settings = settings_of(config)
     target = database.resolve(settings)
-    print(f"Database: {target.describe()}", file=sys.stderr)
+    output.announce(config, f"Database: {target.describe()}")
     if target.is_new:
         return target, settings, None
     engine = database.read_only_engine(target) if read_only else database.create_engine(target, settings)
@@ -70,7 +70,7 @@ def _read(config: Config, settings: Settings, announce: bool = True) -> states.S
     """The database's status, refused (exit code 4) while another process holds the file; says which database
     first, as every command that touches one does."""
     if announce:
-        print(f"Database: {database.resolve(settings).describe()}", file=sys.stderr)
+        output.announce(config, f"Database: {database.resolve(settings).describe()}")
     state = states.read(config, settings)
     if state.in_use_by is not None:
         raise Locked(
@@ -259,7 +259,7 @@ def validate(config: Config, json_output: bool = False) -> None:
     findings, revisions_found = validation.check_files(config)
     settings = settings_of(config)
     target = database.resolve(settings)
-    print(f"Database: {target.describe()}", file=sys.stderr)
+    output.announce(config, f"Database: {target.describe()}")
     if not target.is_new:
         # Drift is looked for even when the files have problems; the state needs a valid revision graph.
         state = None if findings else _read(config, settings, announce=False)
@@ -335,7 +335,7 @@ def backup(config: Config, list_only: bool = False) -> None:
     if list_only:
         settings = settings_of(config)
         target = database.resolve(settings)
-        print(f"Database: {target.describe()}", file=sys.stderr)
+        output.announce(config, f"Database: {target.describe()}")
         for made in backups.backups(target, settings):
             print(made.folder)
         return
@@ -354,7 +354,7 @@ def restore(config: Config, backup_name: str | None = None) -> None:
     The file it replaces is kept as a backup of its own."""
     settings = settings_of(config)
     target = database.resolve(settings)
-    print(f"Database: {target.describe()}", file=sys.stderr)
+    output.announce(config, f"Database: {target.describe()}")
     if target.path is None:
         raise UsageError("only a database file can be restored", "Use -x db=PATH")
     chosen = backups.find(target, settings, backup_name)
@@ -500,7 +500,7 @@ def _rewrite_schema_version(
 def rehearse(config: Config, revision: str = "head") -> None:
     """Run the pending revisions on a copy of the database and report each one; the database is untouched."""
     settings = settings_of(config)
-    print(f"Database: {database.resolve(settings).describe()} (rehearsing on a copy)", file=sys.stderr)
+    output.announce(config, f"Database: {database.resolve(settings).describe()} (rehearsing on a copy)")
     results = rehearsal.rehearse(config, settings, revision)
     if not results:
         print("Nothing to rehearse: the database is at", revision)

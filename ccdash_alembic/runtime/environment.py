@@ -83,7 +83,7 @@ def run(
             return
         handed = config.attributes.get(database.HANDED_OVER)
         target = database.resolve(settings) if handed is None else database.handed_over(handed)
-        _announce(config, f"Database: {target.describe()}")
+        output.announce(config, f"Database: {target.describe()}")
         runner = _Runner(context, settings, target, target_metadata, handed)
         config.attributes[REPORT] = runner.report
         if context.is_offline_mode():
@@ -151,11 +151,6 @@ def _stop(config: Config, error: MigrateError, cause: BaseException) -> None:
         raise error from (cause if cause is not error else None)
     sys.stderr.write(error.line() + "\n")
     raise SystemExit(int(error.exit_code)) from cause
-
-
-def _announce(config: Config, line: str) -> None:
-    if not config.messaging_opts.get("quiet", False):
-        sys.stderr.write(line + "\n")
 
 
 REPORT = "ccdash_alembic.report"
@@ -530,7 +525,7 @@ class _Runner:
                     # back here once the step's transaction has committed: say what it did, in one line
                     for row in self.report.steps[recorded:]:
                         line = output.step_line(row.direction, row.version, row.name, row.execution_time_ms)
-                        _announce(self.context.config, line)
+                        output.announce(self.context.config, line)
                     advance(str(step), 1)
 
         return steps
@@ -548,10 +543,10 @@ class _Runner:
         self._backup = preflight.back_up(self.target, self.settings, self.policy, connection, heads, planned)
         if self._backup is not None:
             self.report.backup = self._backup.folder
-            _announce(self.context.config, f"Backup: {self._backup.folder}")
+            output.announce(self.context.config, f"Backup: {self._backup.folder}")
             note = backup.cost_note(self._backup, self.settings)
             if note is not None:
-                _announce(self.context.config, note)
+                output.announce(self.context.config, note)
 
 
 def _include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
