@@ -26,17 +26,21 @@ import sys
 from pathlib import Path
 from typing import BinaryIO
 
+_SCRATCH = "--scratch"  # the child's first argument for a copy that need not reach the disk
 _FICLONE = 0x40049409  # ioctl number of Linux's FICLONE (_IOW(0x94, 9, int))
 # what copy_file_range fails with, before copying anything, where the kernel cannot copy between these two files
 # (another filesystem on older kernels, a filesystem without support): the bytes are then copied here
 _NO_KERNEL_COPY = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP}
 
 
-def copy(pairs: list[tuple[Path, Path]]) -> str:
+def copy(pairs: list[tuple[Path, Path]], durable: bool = True) -> str:
     """Copy each ``(source, destination)`` in a child process; a missing source (a write-ahead log that is
     not there) is skipped. Returns how the files were copied: ``clone`` or ``copy``. Raises ``OSError`` with
-    the child's reason when a copy fails (a full disk, a folder that is not writable)."""
-    arguments = [os.fspath(p) for pair in pairs for p in pair]
+    the child's reason when a copy fails (a full disk, a folder that is not writable). ``durable``: each copy
+    is flushed to disk before this returns (a backup must survive a crash; a scratch copy that is thrown away
+    need not wait for the disk, which on a big file is most of the copy's time)."""
+    arguments = [] if durable else [_SCRATCH]
+    arguments += [os.fspath(p) for pair in pairs for p in pair]
     result = subprocess.run(
         [sys.executable, "-I", os.fspath(Path(__file__)), *arguments],
         capture_output=True,
@@ -50,7 +54,7 @@ def copy(pairs: list[tuple[Path, Path]]) -> str:
     return result.stdout.strip() or "copy"
 
 
-def _copy_one(source: Path, destination: Path) -> str:
+def _copy_one(source: Path, destination: Path, durable: bool) -> str:
     """Clone ``source`` into ``destination`` if the filesystem can, else copy its bytes; then make it durable."""
     cloned = _clonefile(source, destination)
     with open(source, "rb") as reader, open(destination, "r+b" if cloned else "xb") as writer:
@@ -58,7 +62,8 @@ def _copy_one(source: Path, destination: Path) -> str:
         if not cloned and not _kernel_copy(reader, writer):
             shutil.copyfileobj(reader, writer, 1 << 20)
         writer.flush()
-        os.fsync(writer.fileno())
+        if durable:
+            os.fsync(writer.fileno())
     return "clone" if cloned else "copy"
 
 
@@ -103,12 +108,14 @@ def _kernel_copy(reader: BinaryIO, writer: BinaryIO) -> bool:
 
 
 def _main(arguments: list[str]) -> int:
+    durable = arguments[:1] != [_SCRATCH]
+    arguments = arguments if durable else arguments[1:]
     methods = set()
     for source, destination in zip(arguments[::2], arguments[1::2], strict=True):
         if not os.path.exists(source):
             continue
         try:
-            methods.add(_copy_one(Path(source), Path(destination)))
+            methods.add(_copy_one(Path(source), Path(destination), durable))
         except OSError as error:
             Path(destination).unlink(missing_ok=True)
             sys.stderr.write(f"cannot copy {source} to {destination}: {error.strerror or error}\n")

@@ -115,7 +115,8 @@ def copy_database(
         found = _reading(connection)
         upcoming = pending(config, found.heads, revision)
         if upcoming:
-            filecopy.copy([(target.path, destination), (Path(f"{target.path}.wal"), Path(f"{destination}.wal"))])
+            pairs = [(target.path, destination), (Path(f"{target.path}.wal"), Path(f"{destination}.wal"))]
+            filecopy.copy(pairs, durable=False)  # thrown away after the rehearsal
     return found, upcoming
 
 
