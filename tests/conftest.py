@@ -305,6 +305,17 @@ def on_terminal(command: list[str], cwd: Path, env: dict[str, str]) -> tuple[int
     return code, output.decode(errors="replace")
 
 
+def locked_from_outside(path: Path) -> bool:
+    """Whether another process is refused the file because a process holds DuckDB's lock on it."""
+    probe = subprocess.run(
+        [sys.executable, "-c", f"import duckdb; duckdb.connect({str(path)!r}).close()"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return probe.returncode != 0 and "lock" in probe.stderr.lower()
+
+
 def interruptible() -> None:
     """``preexec_fn`` of a child a test interrupts with SIGINT, as Ctrl-C would: a shell without job control
     starts its background jobs with SIGINT ignored, the tests inherit that, and Python then keeps ignoring it."""

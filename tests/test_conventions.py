@@ -4,8 +4,6 @@ which the database is chosen, and revision files whose name and id agree however
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from argparse import Namespace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
-from conftest import Project, hold, items_revisions
+from conftest import Project, hold, items_revisions, locked_from_outside
 
 from ccdash_alembic.errors import DataLossRefused, ExitCode
 
@@ -48,17 +46,6 @@ def _set_url(project: Project, value: str) -> None:
     ini.write_text(ini.read_text().replace("[alembic]\n", f"[alembic]\nsqlalchemy.url = {value}\n", 1))
 
 
-def _locked_from_outside(path: Path) -> bool:
-    """Whether another process is refused the file because a process holds DuckDB's lock on it."""
-    probe = subprocess.run(
-        [sys.executable, "-c", f"import duckdb; duckdb.connect({str(path)!r}).close()"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    return probe.returncode != 0 and "lock" in probe.stderr.lower()
-
-
 def test_a_file_connection_handed_over_is_used_and_keeps_its_lock(
     project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -75,13 +62,13 @@ def test_a_file_connection_handed_over_is_used_and_keeps_its_lock(
         # the file a second time in this process, then closing it, would have released it)
         assert connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "20250101000003"
         assert connection.exec_driver_sql("SELECT count(*) FROM migration_history").scalar() == 3
-        assert _locked_from_outside(project.db)
+        assert locked_from_outside(project.db)
         connection.exec_driver_sql("INSERT INTO items (id, name) VALUES (1, 'kept')")
         connection.commit()
         # a downgrade that drops a column holding data: the path was learned from the connection, so a
         # backup is made (by a child process) and the step is allowed
         command.downgrade(config, "20250101000001")
-        assert _locked_from_outside(project.db)
+        assert locked_from_outside(project.db)
         assert connection.exec_driver_sql("SELECT count(*) FROM items").scalar() == 1
     engine.dispose()
     report = config.attributes["ccdash_alembic.report"]

@@ -19,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
-from conftest import Project, digest, error_line, repo_alembic
+from conftest import Project, digest, error_line, locked_from_outside, repo_alembic
 from test_ccdash_adoption import fixtures as fixtures  # the generation files, built once per run
 
 from ccdash_alembic.errors import DatabaseUnusable, ExitCode
@@ -250,13 +250,7 @@ def test_a_cut_file_handed_over_on_a_connection_is_refused(made: Path, project: 
             config.attributes["connection"] = connection
             with pytest.raises(DatabaseUnusable, match="is truncated"):
                 command.current(config)
-            probe = subprocess.run(
-                [sys.executable, "-c", f"import duckdb; duckdb.connect({str(cut)!r}, read_only=True)"],
-                capture_output=True,
-                text=True,
-                timeout=60,
-            )
-            assert probe.returncode != 0 and "lock" in probe.stderr.lower()
+            assert locked_from_outside(cut)
     finally:
         engine.dispose()
     assert digest(cut) == before
