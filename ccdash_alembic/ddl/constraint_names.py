@@ -244,7 +244,7 @@ def _on_database(connection: object, kw: dict[str, Any]) -> bool:
     database (Alembic's implementation keeps its own tables' names; a mock connection, such as the one Alembic's
     ``--sql`` mode creates its version table with, has no catalog to read)."""
     return (
-        isinstance(connection, Connection) and connection.dialect.name == DuckDBDialect.name and (runs_metadata_ddl(kw))
+        isinstance(connection, Connection) and connection.dialect.name == DuckDBDialect.name and runs_metadata_ddl(kw)
     )
 
 
