@@ -25,6 +25,7 @@ from pathlib import Path
 
 import duckdb
 import forked_commands
+import postgres_server
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -371,3 +372,19 @@ def run_in_duckdb11(python: Path, db: Path, script: str) -> subprocess.Completed
 def repo_alembic(*args: str, db: Path, command: str = "alembic") -> subprocess.CompletedProcess[str]:
     """Run the stock command from the repository root, with CCDash's own revisions, on ``db``."""
     return forked_commands.run(command, ["-x", f"db={db}", *args], cwd=REPO, env=dict(os.environ), timeout=600)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[postgres_server.Server]:
+    """A PostgreSQL 15 server of this test process's own (see ``postgres_server``), stopped at the end."""
+    server = postgres_server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server: postgres_server.Server) -> str:
+    """The URL of a new, empty database on the test server (``postgresql+psycopg://``), one per test."""
+    return pg_server.url(pg_server.new_database())

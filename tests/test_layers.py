@@ -90,7 +90,7 @@ def test_the_duckdb_layer_imports_nothing_from_the_run_layer() -> None:
     ddl = sorted((PACKAGE / "ddl").glob("*.py"))
     assert len(ddl) > 10
     assert {p.name: imports_of(p, RUN_LAYER) for p in ddl if imports_of(p, RUN_LAYER)} == {}
-    assert imports_of(PACKAGE / "runtime" / "history.py", "ccdash_alembic.ddl")  # the scan sees imports
+    assert imports_of(PACKAGE / "runtime" / "database.py", "ccdash_alembic.ddl")  # the scan sees imports
 
 
 def test_generic_modules_name_nothing_of_ccdash() -> None:

@@ -18,6 +18,7 @@ of a second process and the read-only status page depend on.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import sys
@@ -34,6 +35,7 @@ from sqlalchemy.pool import NullPool
 from ccdash_alembic.ddl import catalog, fileheader
 from ccdash_alembic.ddl.dialect import SAFE_OPEN as SAFE_OPEN
 from ccdash_alembic.errors import DatabaseUnusable, HistoryConflict, Locked, UsageError, first_line
+from ccdash_alembic.runtime import engines, server_lock
 from ccdash_alembic.runtime.application import Application
 from ccdash_alembic.runtime.settings import Settings
 
@@ -47,6 +49,11 @@ class Target:
     path: Path | None
     source: str
     handed: bool = False
+
+    @property
+    def server(self) -> bool:
+        """A database on a server (PostgreSQL): no file to back up, copy or check; the server's lock."""
+        return self.url.get_backend_name() != engines.DUCKDB
 
     @property
     def is_new(self) -> bool:
@@ -84,13 +91,34 @@ def _url_target(text: str, source: str, given: str) -> Target:
         url = sa.make_url(text)
     except sa.exc.ArgumentError as exc:
         raise UsageError(f"{given!r} is not a database URL", "Use duckdb:///PATH.") from exc
-    if url.get_backend_name() != "duckdb":
+    if url.get_backend_name() == engines.POSTGRESQL:
+        return Target(_postgresql_url(url, given), None, source)
+    if url.get_backend_name() != engines.DUCKDB:
         raise UsageError(
-            f"{url.get_backend_name()!r} databases are not supported, only DuckDB ({given})",
-            "Use a URL duckdb:///PATH (or -x db=PATH).",
+            f"{url.get_backend_name()!r} databases are not supported, only DuckDB and PostgreSQL ({given})",
+            "Use a URL duckdb:///PATH (or -x db=PATH), or postgresql+psycopg://USER@HOST/DATABASE.",
         )
     path = _file_path(_file_name(url.database or ":memory:", given))
     return Target(url.set(database=str(path)), path, source)
+
+
+def _postgresql_url(url: URL, given: str) -> URL:
+    """A PostgreSQL URL with psycopg 3 as its driver (``postgresql://`` names no driver; SQLAlchemy's default,
+    psycopg2, is not this package's), refused in one line when psycopg is not installed or the URL names another
+    driver or no database."""
+    if url.get_driver_name() not in ("psycopg", "postgresql"):
+        raise UsageError(
+            f"the PostgreSQL driver {url.get_driver_name()!r} is not supported ({given})",
+            "Use postgresql+psycopg://USER@HOST/DATABASE (psycopg 3).",
+        )
+    if not url.database:
+        raise UsageError(f"{given} names no database", "Add it: postgresql+psycopg://USER@HOST/DATABASE.")
+    if importlib.util.find_spec("psycopg") is None:
+        raise UsageError(
+            f"PostgreSQL needs the psycopg driver, which is not installed ({given})",
+            "Install it: pip install 'ccdash-alembic[postgres]'",
+        )
+    return url.set(drivername="postgresql+psycopg")
 
 
 _T = TypeVar("_T")
@@ -114,12 +142,15 @@ def handed_over(connectable: Any) -> Target:
             "or engine",
             "Hand over a Connection or an Engine of a duckdb:// URL",
         )
-    if url.get_backend_name() != "duckdb":
+    if url.get_backend_name() not in engines.SUPPORTED:
         raise UsageError(
-            f"the {kind} handed over in config.attributes is of a {url.get_backend_name()!r} database, not DuckDB",
-            "Hand over a connection or engine of a duckdb:// URL",
+            f"the {kind} handed over in config.attributes is of a {url.get_backend_name()!r} database, not DuckDB "
+            "or PostgreSQL",
+            "Hand over a connection or engine of a duckdb:// or postgresql+psycopg:// URL",
         )
     source = f'the {kind} in config.attributes["{HANDED_OVER}"]'
+    if url.get_backend_name() == engines.POSTGRESQL:
+        return Target(url, None, source, handed=True)
     if isinstance(connectable, Connection):
         found = _keeping_transaction(connectable, lambda: catalog.database_path(connectable))
         path = _file_path(found) if found else None
@@ -132,6 +163,8 @@ def handed_over(connectable: Any) -> Target:
 def holds_tables(connection: Connection) -> bool:
     """Whether the connection's database has a table (a handed-over connection's file is there either way,
     so this, not the file, says whether there is anything to back up)."""
+    if not engines.is_duckdb(connection):
+        return bool(_keeping_transaction(connection, lambda: sa.inspect(connection).get_table_names()))
     return bool(_keeping_transaction(connection, lambda: catalog.stored_tables(connection)))
 
 
@@ -239,7 +272,14 @@ def _refuse_folder(path: Path) -> None:
 
 def create_engine(target: Target, settings: Settings) -> Engine:
     """An engine for the target, with the run's DuckDB settings; a file that does not exist yet is created in the
-    configured storage format."""
+    configured storage format. A PostgreSQL engine names itself to the server (``pg_stat_activity``), so a
+    waiting run, or an operator, can tell a migration from the application."""
+    if target.server:
+        return sa.create_engine(
+            target.url,
+            poolclass=NullPool,
+            connect_args={"application_name": server_lock.APPLICATION_NAME, "connect_timeout": 10},
+        )
     config: dict[str, str | int | bool] = {
         **SAFE_OPEN,
         **{
@@ -260,7 +300,10 @@ def create_engine(target: Target, settings: Settings) -> Engine:
 
 
 def read_only_engine(target: Target) -> Engine:
-    """An engine that opens the file read-only: it reads while other readers do, and never changes the file."""
+    """An engine that opens the file read-only: it reads while other readers do, and never changes the file (on
+    PostgreSQL: whose transactions are read-only)."""
+    if target.server:
+        return create_engine(target, Settings()).execution_options(postgresql_readonly=True)
     return sa.create_engine(target.url, poolclass=NullPool, connect_args={"read_only": True, "config": dict(SAFE_OPEN)})
 
 
@@ -274,6 +317,8 @@ def connect(engine: Engine, target: Target, lock_timeout: float = 0.0) -> Connec
     therefore the mutex between migrations (and between a migration and a running CCDash): a second run
     waits for the first, then sees what it did. DuckDB's other refusals become one-line errors.
     """
+    if target.server:
+        return _connect_server(engine, target, lock_timeout)
     if target.path is not None:
         _refuse_folder(target.path)
     deadline = time.monotonic() + lock_timeout
@@ -312,11 +357,33 @@ def connect(engine: Engine, target: Target, lock_timeout: float = 0.0) -> Connec
         return connection
 
 
+def _connect_server(engine: Engine, target: Target, lock_timeout: float) -> Connection:
+    """Connect to a PostgreSQL database and take the run's lock (``server_lock``), waiting up to
+    ``lock_timeout``; a server that cannot be reached is one line (exit code 3)."""
+    try:
+        connection = engine.connect()
+    except sa.exc.DBAPIError as exc:
+        raise DatabaseUnusable(
+            f"cannot connect to {target.describe()}: {first_line(exc)}",
+            "Check the URL, that the server runs and that the user may log in; nothing was changed",
+        ) from exc
+    try:
+        server_lock.acquire(connection, target.describe(), lock_timeout)
+        verify(connection, target)
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
 def verify(connection: Connection, target: Target) -> None:
     """Refuse a database the run cannot work on (see the checks below); the transaction these reads begin is
     ended, one that was open before (a handed-over connection's owner's) is left as it is."""
 
     def checks() -> None:
+        if target.server:
+            _verify_versions(connection, target)
+            return
         _verify_duckdb(connection, target)
         if target.handed:
             _verify_complete(target, fileheader.shortfall_in_child)
@@ -339,7 +406,7 @@ def _verify_versions(connection: Connection, target: Target) -> None:
     """Refuse a version table that names a revision twice: Alembic would take the database to be at two heads
     (a file written by another tool, or edited by hand), and back it up and migrate it as such."""
     doubled = None
-    if catalog.has_table(connection, "alembic_version"):
+    if engines.has_table(connection, "alembic_version"):
         doubled = connection.exec_driver_sql(
             "SELECT version_num, count(*) FROM alembic_version GROUP BY version_num HAVING count(*) > 1"
             " ORDER BY version_num LIMIT 1"

@@ -180,7 +180,9 @@ class _TimedStep:
         transaction = None
         try:
             if is_transactional(self._step):
-                _impl(context).start_census()  # rows per table before the revision's code, for data_loss_note
+                impl = _duckdb_impl(context)
+                if impl is not None:
+                    impl.start_census()  # rows per table before the revision's code, for data_loss_note
                 transaction = _transaction_id(context)
                 with _refusing_transaction_statements(context):
                     result = self._step.migration_fn(*args, **kw)
@@ -239,11 +241,11 @@ def _refusing_transaction_statements(migration_context: MigrationContext) -> Ite
         sa.event.remove(connection, "before_cursor_execute", _refuse_transaction_statement)
 
 
-def _impl(migration_context: MigrationContext) -> DuckDBImpl:
-    """The DuckDB implementation the run's steps go through (every database of this layer is DuckDB's)."""
+def _duckdb_impl(migration_context: MigrationContext) -> DuckDBImpl | None:
+    """The DuckDB implementation the run's steps go through; None on PostgreSQL, where Alembic's own does the
+    work (its ALTER needs no rebuild, so there is no copy to count rows of)."""
     impl = migration_context.impl
-    assert isinstance(impl, DuckDBImpl)
-    return impl
+    return impl if isinstance(impl, DuckDBImpl) else None
 
 
 def _transaction_id(migration_context: MigrationContext) -> tuple[object, int] | None:
@@ -334,6 +336,9 @@ class _Runner:
                 "connection handed over in config.attributes may hold open in this process",
                 "Write the script from base, or without a connection in config.attributes",
             )
+        if self.target.server:
+            self._offline_server()
+            return
         shadow = schema_copy(None if start is None else self.target.path)
         try:
             if start is not None:
@@ -348,6 +353,13 @@ class _Runner:
             ) from refused
         finally:
             shadow.close()
+
+    def _offline_server(self) -> None:
+        """A ``--sql`` script for PostgreSQL, rendered by Alembic's own implementation: the server's ALTER does
+        every change in place, so no plan needs the schema, and a start revision is taken as given."""
+        self._configure(url=self.target.url, literal_binds=True)
+        with self.context.begin_transaction():
+            self.context.run_migrations()
 
     def _refuse_another_start(self, shadow: sa.Connection, start: str | tuple[str, ...]) -> None:
         """Each statement of the script is planned against the file's schema, so the file must be at the
@@ -433,7 +445,12 @@ class _Runner:
         self._discard_unused_backup()
         failure = self.recorder.failure
         if failure is None or failure.error is not error or isinstance(error, MigrateError):
-            if not self.report.steps and not self._outside_transaction_started and self.handed is None:
+            if (
+                not self.report.steps
+                and not self._outside_transaction_started
+                and self.handed is None
+                and not self.target.server
+            ):
                 # nothing was committed: closing must not fold a pending write-ahead log into the file
                 connection.exec_driver_sql("PRAGMA disable_checkpoint_on_shutdown")
             return None
@@ -444,7 +461,9 @@ class _Runner:
         return failed
 
     def _checkpoint(self, connection: sa.Connection) -> None:
-        """Leave the file holding the whole result: no write-ahead log to replay."""
+        """Leave the file holding the whole result: no write-ahead log to replay (a server keeps its own)."""
+        if self.target.server:
+            return
         try:
             connection.exec_driver_sql("CHECKPOINT")
         except sa.exc.DBAPIError:
@@ -502,7 +521,8 @@ class _Runner:
 
     def refuse_data_loss(self) -> None:
         """Hold the step that just ran to the policy on data loss (``preflight.data_loss_note``)."""
-        losses = _impl(self.migration_context).take_data_losses()
+        impl = _duckdb_impl(self.migration_context)
+        losses = impl.take_data_losses() if impl is not None else []
         note = preflight.data_loss_note(losses, self.policy, backed_up=self.report.backup is not None)
         if note is not None:
             self.recorder.note(self.migration_context, note)

@@ -28,8 +28,8 @@ import sqlalchemy as sa
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.sql import ddl as sa_ddl
 
-from ccdash_alembic.ddl import catalog
 from ccdash_alembic.errors import HistoryConflict
+from ccdash_alembic.runtime import engines
 from ccdash_alembic.runtime.history_queries import dirty_mark
 from ccdash_alembic.runtime.history_queries import last_note as last_note
 from ccdash_alembic.runtime.history_tables import (
@@ -88,7 +88,7 @@ def ensure_tables(context: MigrationContext) -> None:
     ``migration_history`` an earlier tool left is taken over by one of the application's history adopters,
     or refused: its rows would otherwise be read as this layer's."""
     context.execute(sa_ddl.CreateSequence(history_sequence, if_not_exists=True))
-    existing = catalog.column_names(context.impl.catalog_connection(), HISTORY_TABLE)  # type: ignore[attr-defined]
+    existing = engines.column_names(engines.reader(context), HISTORY_TABLE)
     if existing and "direction" not in existing:
         adopters = Settings.of(context).application.history_adopters
         if not any(adopt(context, existing) for adopt in adopters):
@@ -97,7 +97,7 @@ def ensure_tables(context: MigrationContext) -> None:
                 "Rename or remove that table, then run again",
             )
     context.execute(sa_ddl.CreateTable(migration_history, if_not_exists=True))
-    versions = catalog.column_names(context.impl.catalog_connection(), VERSION_TABLE)  # type: ignore[attr-defined]
+    versions = engines.column_names(engines.reader(context), VERSION_TABLE)
     if versions and "database_id" not in versions:  # made by an earlier version of this layer
         context.impl.add_column(VERSION_TABLE, sa.Column("database_id", sa.String))
     context.execute(sa_ddl.CreateTable(schema_version, if_not_exists=True))
@@ -148,6 +148,8 @@ def _write(context: MigrationContext, statement: sa.Insert | sa.Update, **values
         context.execute(statement.values(values))
         return None
     sql, names = _compiled(statement, tuple(values), connection.dialect)
+    if not names:  # a dialect of named parameters (psycopg's): the values go by name
+        return connection.exec_driver_sql(sql, values)
     return connection.exec_driver_sql(sql, tuple(values[name] for name in names))
 
 

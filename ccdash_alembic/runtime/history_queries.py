@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic.script import Script, ScriptDirectory
 from sqlalchemy.engine import Connection
 
-from ccdash_alembic.ddl import catalog
+from ccdash_alembic.runtime import engines
 from ccdash_alembic.runtime.checksum import revision_checksum
 from ccdash_alembic.runtime.history_tables import HISTORY_TABLE, VERSION_TABLE, Step, migration_history, schema_version
 
@@ -24,7 +24,7 @@ _STEP_COLUMNS = [migration_history.c[field.name] for field in fields(Step)]
 
 def is_ours(connection: Connection) -> bool:
     """Whether this layer's history is there (not absent, and not an earlier tool's not yet adopted)."""
-    return "direction" in catalog.column_names(connection, HISTORY_TABLE)
+    return "direction" in engines.column_names(connection, HISTORY_TABLE)
 
 
 def steps(connection: Connection) -> list[Step]:
@@ -72,7 +72,7 @@ def applied_by(connection: Connection, version: str) -> str | None:
 def last_note(connection: Connection, version: str) -> str | None:
     """The note of the revision's latest successful ``up`` step: what it found and did on this database,
     for a downgrade that must know (none in ``--sql`` mode, where there are no rows to read)."""
-    if "note" not in catalog.column_names(connection, HISTORY_TABLE):
+    if "note" not in engines.column_names(connection, HISTORY_TABLE):
         return None
     row = connection.execute(
         sa.select(migration_history.c.note)
@@ -89,7 +89,7 @@ def last_note(connection: Connection, version: str) -> str | None:
 
 def database_id(connection: Connection) -> str | None:
     """The id this layer gave the database, or None before its first recorded step."""
-    if "database_id" not in catalog.column_names(connection, VERSION_TABLE):
+    if "database_id" not in engines.column_names(connection, VERSION_TABLE):
         return None
     return connection.execute(sa.select(sa.func.max(schema_version.c.database_id))).scalar()
 
@@ -97,7 +97,7 @@ def database_id(connection: Connection) -> str | None:
 def dirty_mark(connection: Connection) -> tuple[str, datetime] | None:
     """The revision a dirty mark names and when it was set, or None. (An earlier tool's dirty mark is not
     this layer's: it is resolved when that tool's history is adopted.)"""
-    if not is_ours(connection) or not catalog.column_names(connection, VERSION_TABLE):
+    if not is_ours(connection) or not engines.column_names(connection, VERSION_TABLE):
         return None
     row = connection.execute(
         sa.select(schema_version.c.version, schema_version.c.updated_at).where(schema_version.c.dirty)
