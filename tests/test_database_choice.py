@@ -103,9 +103,9 @@ def test_unknown_option_is_refused(one_revision: Project) -> None:
 
 
 def test_other_database_kind_is_refused(one_revision: Project) -> None:
-    result = one_revision.alembic("-x", "url=postgresql://localhost/x", "upgrade", "head", pass_db=False)
+    result = one_revision.alembic("-x", "url=mysql://localhost/x", "upgrade", "head", pass_db=False)
     assert result.returncode == ExitCode.USAGE
-    assert "only DuckDB" in result.stderr.splitlines()[-1]
+    assert "only DuckDB and PostgreSQL" in result.stderr.splitlines()[-1]
 
 
 def test_parent_that_is_a_file_is_refused(one_revision: Project, tmp_path: Path) -> None:
