@@ -23,7 +23,8 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -62,8 +63,18 @@ class Target:
         return self.path is not None and not self.path.exists()
 
     def describe(self) -> str:
-        where = str(self.path) if self.path is not None else self.url.render_as_string(hide_password=True)
+        where = str(self.path) if self.path is not None else shown(self.url.render_as_string(hide_password=True))
         return f"{where} (from {self.source})"
+
+
+# A password in a URL as it was typed: user:PASSWORD@ (as SQLAlchemy parses it) or ?password=... (libpq's);
+# a message may repeat a URL that does not even parse.
+_PASSWORD = re.compile(r"(?P<keep>://[^:/]*:)[^@]*(?=@)|(?P<param>[?&]password=)[^&]*")
+
+
+def shown(url: str) -> str:
+    """``url`` as every printed line gives it: with its password masked."""
+    return _PASSWORD.sub(lambda m: f"{m['keep'] or m['param']}***", url)
 
 
 def resolve(settings: Settings, environ: Mapping[str, str] = os.environ) -> Target:
@@ -71,7 +82,7 @@ def resolve(settings: Settings, environ: Mapping[str, str] = os.environ) -> Targ
     if settings.db and settings.url:
         raise UsageError("both -x db and -x url were given", "Give one of them.")
     if settings.url:
-        return _url_target(settings.url, "-x url", f"-x url={settings.url}")
+        return _url_target(settings.url, "-x url", f"-x url={shown(settings.url)}")
     if settings.db:
         return _file_target(_file_name(settings.db, f"-x db={settings.db}"), "-x db")
     if settings.config_url is not None:
@@ -81,7 +92,7 @@ def resolve(settings: Settings, environ: Mapping[str, str] = os.environ) -> Targ
                 "sqlalchemy.url is empty in the configuration file",
                 "Set it to duckdb:///PATH, or remove the line" + (f" to use {fallback}" if fallback else ""),
             )
-        return _url_target(settings.config_url, "sqlalchemy.url", f"sqlalchemy.url = {settings.config_url}")
+        return _url_target(settings.config_url, "sqlalchemy.url", f"sqlalchemy.url = {shown(settings.config_url)}")
     return _application_default(settings.application, environ)
 
 
@@ -278,7 +289,7 @@ def create_engine(target: Target, settings: Settings) -> Engine:
         return sa.create_engine(
             target.url,
             poolclass=NullPool,
-            connect_args={"application_name": server_lock.APPLICATION_NAME, "connect_timeout": 10},
+            connect_args={"application_name": server_lock.application_name(), "connect_timeout": 10},
         )
     config: dict[str, str | int | bool] = {
         **SAFE_OPEN,
@@ -311,14 +322,18 @@ _HOLDER = re.compile(r"Conflicting lock is held in (?P<program>.+?) \(PID (?P<pi
 
 
 def connect(engine: Engine, target: Target, lock_timeout: float = 0.0) -> Connection:
-    """Open a connection, waiting up to ``lock_timeout`` seconds while another process holds the file.
-
-    Only one process may open a DuckDB file for writing; a second one is refused at once. The file lock is
-    therefore the mutex between migrations (and between a migration and a running CCDash): a second run
-    waits for the first, then sees what it did. DuckDB's other refusals become one-line errors.
-    """
+    """Open a connection, waiting up to ``lock_timeout`` seconds while another process holds the database (the
+    file, or on a server the run's lock)."""
     if target.server:
         return _connect_server(engine, target, lock_timeout)
+    return _connect_file(engine, target, lock_timeout)
+
+
+def _connect_file(engine: Engine, target: Target, lock_timeout: float) -> Connection:
+    """Open a DuckDB file. Only one process may open it for writing; a second one is refused at once. The file
+    lock is therefore the mutex between migrations (and between a migration and a running CCDash): a second run
+    waits for the first, then sees what it did. DuckDB's other refusals become one-line errors.
+    """
     if target.path is not None:
         _refuse_folder(target.path)
     deadline = time.monotonic() + lock_timeout
@@ -359,7 +374,9 @@ def connect(engine: Engine, target: Target, lock_timeout: float = 0.0) -> Connec
 
 def _connect_server(engine: Engine, target: Target, lock_timeout: float) -> Connection:
     """Connect to a PostgreSQL database and take the run's lock (``server_lock``), waiting up to
-    ``lock_timeout``; a server that cannot be reached is one line (exit code 3)."""
+    ``lock_timeout``; a server that cannot be reached is one line (exit code 3). The connection has the server
+    check its client while a statement runs (``server_lock.CLIENT_CHECK_MS``), so a run that is killed in a long
+    statement frees the lock at once; a handed engine's connections are the program's, and keep its settings."""
     try:
         connection = engine.connect()
     except sa.exc.DBAPIError as exc:
@@ -368,12 +385,46 @@ def _connect_server(engine: Engine, target: Target, lock_timeout: float) -> Conn
             "Check the URL, that the server runs and that the user may log in; nothing was changed",
         ) from exc
     try:
-        server_lock.acquire(connection, target.describe(), lock_timeout)
-        verify(connection, target)
+        if not target.handed and (connection.dialect.server_version_info or ()) >= (14,):
+            connection.exec_driver_sql(f"SET client_connection_check_interval = {server_lock.CLIENT_CHECK_MS}")
+            connection.commit()  # a session setting; the lock is then taken outside any transaction
+        _take(connection, target, lock_timeout)
     except BaseException:
+        connection.invalidate()  # its session ends: not back in a handed engine's pool with the lock held
         connection.close()
         raise
     return connection
+
+
+@contextmanager
+def handed_connection(handed: Connection | Engine, target: Target, lock_timeout: float) -> Iterator[Connection]:
+    """The connection a run uses on what a program handed over: that connection, or one of that engine's
+    (closed after). On PostgreSQL the run's lock is taken on it, waiting up to ``lock_timeout``, and given
+    back at the end, since both outlive the run (the program's connection; the engine's pool)."""
+    if isinstance(handed, Engine):
+        with connect(handed, target, lock_timeout) as connection, _giving_back(connection):
+            yield connection
+        return
+    with _giving_back(handed):
+        _take(handed, target, lock_timeout)
+        yield handed
+
+
+@contextmanager
+def _giving_back(connection: Connection) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        server_lock.release(connection)
+
+
+def _take(connection: Connection, target: Target, lock_timeout: float) -> None:
+    """Make an open connection the run's: on PostgreSQL take the run's lock on it (``server_lock``; a connection
+    that outlives the run gives it back with ``server_lock.release``), then refuse a database the run cannot work
+    on (``verify``)."""
+    if target.server:
+        server_lock.acquire(connection, target.describe(), lock_timeout)
+    verify(connection, target)
 
 
 def verify(connection: Connection, target: Target) -> None:
