@@ -53,7 +53,7 @@ from ccdash_alembic.errors import (
     user_error,
 )
 from ccdash_alembic.policy import POLICY_OPTION
-from ccdash_alembic.runtime import backup, database, history, preflight, revision_ids
+from ccdash_alembic.runtime import backup, database, history, preflight, revision_ids, step_limits
 from ccdash_alembic.runtime.application import ATTRIBUTE as APPLICATION
 from ccdash_alembic.runtime.application import Application
 from ccdash_alembic.runtime.history_tables import OWN_TABLES
@@ -83,6 +83,7 @@ def run(
             return
         handed = config.attributes.get(database.HANDED_OVER)
         target = database.resolve(settings) if handed is None else database.handed_over(handed)
+        settings.refuse_other_engine(target.server)
         output.announce(config, f"Database: {target.describe()}")
         runner = _Runner(context, settings, target, target_metadata, handed)
         config.attributes[REPORT] = runner.report
@@ -180,17 +181,8 @@ class _TimedStep:
         transaction = None
         try:
             if is_transactional(self._step):
-                impl = _duckdb_impl(context)
-                if impl is not None:
-                    impl.start_census()  # rows per table before the revision's code, for data_loss_note
                 transaction = _transaction_id(context)
-                with _refusing_transaction_statements(context):
-                    result = self._step.migration_fn(*args, **kw)
-                if _ended_since(context, transaction):
-                    raise EndedItsTransaction(
-                        "the revision ended its own transaction (a COMMIT or ROLLBACK, or connection.commit()), "
-                        "so what it did before that is committed and nothing after it was checked"
-                    )
+                result = self._in_transaction(context, transaction, *args, **kw)
             else:
                 result = self._runner.run_outside_transaction(self._step, *args, **kw)
             self._runner.refuse_data_loss()
@@ -214,6 +206,27 @@ class _TimedStep:
             raise failed from other
         finally:
             recorder.stop()
+
+    def _in_transaction(
+        self, context: MigrationContext, transaction: tuple[object, int] | None, *args: Any, **kw: Any
+    ) -> Any:
+        """The revision's code in the step's transaction, under the run's limits (``step_limits``: on PostgreSQL
+        retried from a savepoint while it times out waiting for a lock), then checked to still be in it."""
+        impl = _duckdb_impl(context)
+        if impl is not None:
+            impl.start_census()  # rows per table before the revision's code, for data_loss_note
+
+        def code() -> Any:
+            with _refusing_transaction_statements(context):
+                return self._step.migration_fn(*args, **kw)
+
+        result = step_limits.in_transaction(context, self._runner.settings, code)
+        if _ended_since(context, transaction):
+            raise EndedItsTransaction(
+                "the revision ended its own transaction (a COMMIT or ROLLBACK, or connection.commit()), "
+                "so what it did before that is committed and nothing after it was checked"
+            )
+        return result
 
 
 _TRANSACTION_WORD = re.compile(r"\b(begin|start|commit|end|rollback|abort)\b", re.IGNORECASE)
@@ -399,15 +412,12 @@ class _Runner:
     def _online_handed(self, handed: sa.Connection | sa.Engine) -> None:
         """Run on what the caller handed over: a connection as it is (in the caller's transaction, if one is
         open: the caller commits it), an engine through a connection of its own, closed after. No engine of
-        this layer's is made and the file is not opened again, so nothing waits for the caller's own lock."""
-        if isinstance(handed, sa.Engine):
-            with database.connect(handed, self.target, self.settings.lock_timeout) as connection:
-                self.existed = self.target.path is not None and database.holds_tables(connection)
-                self._run_on(connection)
-            return
-        database.verify(handed, self.target)
-        self.existed = self.target.path is not None and database.holds_tables(handed)
-        self._run_on(handed, callers_transaction=handed.in_transaction())
+        this layer's is made and the file is not opened again, so nothing waits for the caller's own lock. On
+        PostgreSQL the run's lock is taken on it for the run (``database.handed_connection``)."""
+        callers_transaction = isinstance(handed, sa.Connection) and handed.in_transaction()
+        with database.handed_connection(handed, self.target, self.settings.lock_timeout) as connection:
+            self.existed = self.target.path is not None and database.holds_tables(connection)
+            self._run_on(connection, callers_transaction=callers_transaction)
 
     def _run_on(self, connection: sa.Connection, callers_transaction: bool = False) -> None:
         """Run the command on an open connection; ``callers_transaction``: the steps run in a transaction the
@@ -517,7 +527,7 @@ class _Runner:
         with context.autocommit_block():
             self.recorder.ensure_tables(context)
             history.mark_dirty(context, step.info.up_revision_id or "")
-            return step.migration_fn(*args, **kw)
+            return step_limits.outside_transaction(context, self.settings, lambda: step.migration_fn(*args, **kw))
 
     def refuse_data_loss(self) -> None:
         """Hold the step that just ran to the policy on data loss (``preflight.data_loss_note``)."""

@@ -69,9 +69,10 @@ class Failure:
                 "It ran outside a transaction, so the statements before the failing one stay applied and the "
                 "database is marked dirty; check it, then run ccdash-migrate repair, or ccdash-migrate restore",
             )
+        # an error that knows its remedy (a limit of step_limits) says it; any other is the revision's to fix
+        todo = getattr(self.error, "todo", None) or "fix the revision and run again"
         return MigrationFailed(
-            what,
-            "Nothing of that step was applied and the database is as it was before it; fix the revision and run again",
+            what, f"Nothing of that step was applied and the database is as it was before it; {todo}"
         )
 
 

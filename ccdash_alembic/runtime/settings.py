@@ -24,6 +24,9 @@ from ccdash_alembic.runtime.application import Application, Option
 
 SECTION = "ccdash_alembic"
 OPTION = "ccdash_settings"  # the run's Settings, in the migration context's options, for revisions that need them
+# Options that mean something on one engine only (``backup`` itself is refused on PostgreSQL only when true).
+DUCKDB_ONLY = ("storage_compatibility", "memory_limit", "threads", "temp_directory", "backup_dir", "backup_keep")
+SERVER_ONLY = ("revision_lock_timeout", "revision_statement_timeout", "lock_retries")
 
 
 def parse_bool(value: str) -> bool:
@@ -121,17 +124,48 @@ class Settings:
     accept_changed: bool = _option(
         False, "run although applied revision files changed; records their new checksums in the history", parse_bool
     )
+    revision_lock_timeout: float = _option(
+        5.0,
+        "PostgreSQL: seconds each revision's statements wait for a lock before the revision is retried (0: no limit)",
+        _seconds,
+    )
+    revision_statement_timeout: float = _option(
+        300.0, "PostgreSQL: seconds any one statement of a revision may run before it fails (0: no limit)", _seconds
+    )
+    lock_retries: int = _option(
+        3, "PostgreSQL: times a revision that waited too long for a lock is run again before it fails", _whole(0, 100)
+    )
     # Not options: the application the run belongs to, and the values of the options it adds.
     application: Application = field(default=applications.GENERIC, compare=False)
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
     # Not an option either: the configuration's ``sqlalchemy.url`` (Alembic's place for the database), which
     # database.resolve takes when neither -x db nor -x url is given; None when the file has no such key.
     config_url: str | None = field(default=None, compare=False)
+    # The options given (on the command line or in alembic.ini) rather than defaulted: an option of the other
+    # engine is refused only when someone asked for it.
+    given: frozenset[str] = field(default=frozenset(), compare=False)
 
     def value(self, option: Option) -> Any:
         """The value of an application's option: as given, else its default (also outside that application's
         runs, where it cannot have been given)."""
         return self.extra.get(option.name, option.default)
+
+    def refuse_other_engine(self, server: bool) -> None:
+        """Refuse an option given for the other engine, once the database is known: ignored, it would leave the
+        operator believing a limit, a format or a backup applied that did not (``backup=false`` asks for
+        nothing, so it is accepted everywhere)."""
+        foreign = [name for name in (DUCKDB_ONLY if server else SERVER_ONLY) if name in self.given]
+        if server and self.backup and "backup" in self.given:
+            foreign.append("backup")
+        if not foreign:
+            return
+        where = "PostgreSQL only, and the database is a DuckDB file"
+        todo = f"Remove it (-x {foreign[0]}=... or {foreign[0]} = in [{SECTION}] of alembic.ini)"
+        if server:
+            where = "DuckDB files only, and the database is on a PostgreSQL server"
+            if foreign[0].startswith("backup"):
+                todo += "; back a PostgreSQL database up with pg_dump, which this tool does not run"
+        raise UsageError(f"option {foreign[0]!r} applies to {where}", todo)
 
     @classmethod
     def load(cls, config: Config, x_arguments: Mapping[str, str], application: Application | None = None) -> Settings:
@@ -148,8 +182,10 @@ class Settings:
             name: _parse(name, text, known, config, application, from_command_line=name in x_arguments)
             for name, text in {**section, **x_arguments}.items()
         }
+        given = frozenset(values)
         extra = {name: values.pop(name) for name in own if name in values}
-        return cls(**values, application=application, extra=extra, config_url=config.get_main_option("sqlalchemy.url"))
+        url = config.get_main_option("sqlalchemy.url")
+        return cls(**values, application=application, extra=extra, config_url=url, given=given)
 
     @classmethod
     def of(cls, migration_context: Any) -> Settings:
