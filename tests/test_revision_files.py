@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from conftest import REPO, Project
 
+from ccdash_alembic.errors import ExitCode
 from ccdash_alembic.runtime.revision_ids import next_id
 
 
@@ -65,8 +66,9 @@ def test_generated_revision_passes_ruff_and_mypy(project: Project) -> None:
 
 
 # CCDash's shipped revisions, as databases recorded them when they were applied. A file may never change after
-# it is applied (every later run on such a database would refuse it, exit code 5), so this is the list a
-# change to versions/ must leave alone; a new revision is added here once it ships.
+# it is applied (every later run on such a database would refuse it, exit code 5), unless the new file declares
+# the shipped one equivalent (``earlier_checksums``, which must then hold it); a new revision is added here once
+# it ships.
 SHIPPED = {
     "20250810000000": "79d3f5bb14edb113dc7aa411e23257dd6451cf402f70ad3c4277da58a6c766e6",
     "20261127020000": "7ba06d88b07e58dae6420a3d0fa825ca9439c0cb65a9ae1ece4fa6682a16ab31",
@@ -82,5 +84,34 @@ def test_shipped_revisions_are_unchanged() -> None:
     from ccdash_alembic.runtime.checksum import revision_checksum
 
     script = ScriptDirectory.from_config(Config(str(REPO / "alembic.ini")))
-    found = {r.revision: revision_checksum(r) for r in script.walk_revisions() if r.revision in SHIPPED}
-    assert found == SHIPPED
+    found = {r.revision: r for r in script.walk_revisions() if r.revision in SHIPPED}
+    assert set(found) == set(SHIPPED)
+    for revision, shipped in SHIPPED.items():
+        # the file as shipped, or a later version that declares the shipped one equivalent
+        assert shipped in (
+            revision_checksum(found[revision]),
+            *getattr(found[revision].module, "earlier_checksums", ()),
+        )
+
+
+def test_an_earlier_checksum_a_revision_declares_is_not_a_change(project: Project) -> None:
+    """A revision rewritten after it was applied is no change to a database that applied it only when the new
+    file names the applied file's checksum (``earlier_checksums``); any other version still is."""
+    import json
+
+    from ccdash_alembic.runtime.checksum import file_checksum
+
+    create = 'op.create_table("t", sa.Column("id", sa.Integer))'
+    first = project.write_revision("20260101000000", None, upgrade=create, downgrade='op.drop_table("t")')
+    assert project.alembic("upgrade", "head").returncode == 0
+    applied = file_checksum(first)
+    project.write_revision(
+        "20260101000000", None, upgrade=f"{create}  # rewritten", header=f"earlier_checksums = ({applied!r},)"
+    )
+    project.write_revision("20260101000001", "20260101000000", message="next")
+    assert json.loads(project.migrate("status", "--json").stdout)["drift"] == []
+    assert project.migrate("validate").returncode == ExitCode.PENDING
+    assert project.alembic("upgrade", "head").returncode == 0
+    project.write_revision("20260101000000", None, upgrade=f"{create}  # changed again, not declared")
+    assert json.loads(project.migrate("status", "--json").stdout)["drift"] == ["20260101000000"]
+    assert project.migrate("validate").returncode == ExitCode.CHECKSUM_MISMATCH

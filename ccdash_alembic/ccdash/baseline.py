@@ -5,7 +5,9 @@ creates the schema of CCDash's newest release; on an existing CCDash file it rec
 the catalog and runs, in the revision's transaction, the start-up statements a newer CCDash would have run
 (missing tables, columns, indexes); a file that is not CCDash's is refused before anything is written. What
 was found and done is recorded in the baseline's ``migration_history`` row (direction ``baseline`` for an
-adopted file).
+adopted file). On PostgreSQL, where CCDash's DuckDB start-up statements do not apply and there is nothing of
+CCDash's to adopt, the baseline creates the same schema from the model (``server_schema``) on an empty
+database and refuses any other.
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from ccdash_alembic.ccdash import server_schema
 from ccdash_alembic.ccdash.application import DOWNGRADE_ADOPTED
 from ccdash_alembic.ccdash.errors import NotCCDash
 from ccdash_alembic.ccdash.recognise import Recognition, recognise
 from ccdash_alembic.errors import DataLossRefused
-from ccdash_alembic.runtime import history, history_queries
+from ccdash_alembic.runtime import engines, history, history_queries
 from ccdash_alembic.runtime.settings import Settings
 
 REVISION = "20250810000000"  # the baseline revision of versions/
@@ -35,21 +38,30 @@ _DROP_ORDER = (
 )
 
 
-def plan(connection: Connection) -> Recognition:
-    """What the baseline would find and do on this database (reads the catalog only)."""
-    return recognise(connection)
+def plan(connection: Connection | None) -> Recognition:
+    """What the baseline would find and do on this database (reads the catalog only). None stands for a
+    PostgreSQL ``--sql`` script, which starts from an empty database."""
+    if connection is not None and engines.is_duckdb(connection):
+        return recognise(connection)
+    return server_schema.recognise(connection)
 
 
 def upgrade(op: Any) -> None:
-    recognised = plan(op.get_context().impl.catalog_connection())
+    context = op.get_context()
+    recognised = plan(engines.reader(context))
     if recognised.refusal:
-        raise NotCCDash(
-            f"this database cannot be adopted: {recognised.refusal}",
-            "Point -x db (or CCDASH_DB_PATH) at a CCDash database file, or at a new file to start one; "
-            "nothing was changed",
+        where = (
+            "Point -x db (or CCDASH_DB_PATH) at a CCDash database file, or at a new file to start one"
+            if engines.is_duckdb(context)
+            else "Point -x url at an empty PostgreSQL database"
         )
-    op.get_context().impl.run_sql(recognised.statements())
-    history.annotate(op.get_context(), recognised.describe(), direction="up" if recognised.empty else "baseline")
+        raise NotCCDash(f"this database cannot be adopted: {recognised.refusal}", f"{where}; nothing was changed")
+    if engines.is_duckdb(context):
+        context.impl.run_sql(recognised.statements())
+    else:
+        for element in server_schema.baseline_ddl():
+            op.execute(element)
+    history.annotate(context, recognised.describe(), direction="up" if recognised.empty else "baseline")
 
 
 def downgrade(op: Any) -> None:
@@ -57,7 +69,7 @@ def downgrade(op: Any) -> None:
     CCDash's own data from before this tool, and going below the baseline would destroy them."""
     context = op.get_context()
     if not context.as_sql:
-        applied = history_queries.applied_by(context.impl.catalog_connection(), REVISION)
+        applied = history_queries.applied_by(engines.reader(context), REVISION)
         allowed = Settings.of(context).value(DOWNGRADE_ADOPTED)
         if applied != "up" and not allowed:
             how = {"baseline": "adopted", "stamp": "stamped", "import": "recorded by an earlier tool"}.get(

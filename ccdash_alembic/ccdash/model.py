@@ -13,6 +13,8 @@ import sqlalchemy as sa
 metadata = sa.MetaData()
 
 NOW = sa.text("CURRENT_TIMESTAMP")
+# DuckDB's DOUBLE; PostgreSQL spells it DOUBLE PRECISION (it has no type named DOUBLE).
+DOUBLE: sa.types.TypeEngine[float] = sa.DOUBLE().with_variant(sa.DOUBLE_PRECISION(), "postgresql")
 
 
 def _zero() -> sa.TextClause:
@@ -50,7 +52,7 @@ sessions = sa.Table(
     sa.Column("total_output_tokens", sa.Integer, server_default=_zero()),
     sa.Column("total_tokens", sa.Integer, server_default=_zero()),
     sa.Column("message_count", sa.Integer, server_default=_zero()),
-    sa.Column("total_cost", sa.DOUBLE, server_default=sa.text("0.0")),
+    sa.Column("total_cost", DOUBLE, server_default=sa.text("0.0")),
     sa.Column("status", sa.String, server_default=sa.text("'active'")),
     sa.Column("created_at", sa.TIMESTAMP, server_default=NOW),
     sa.Column("project_id", sa.String, sa.ForeignKey("projects.id", name="fk_sessions_project_id")),
@@ -97,7 +99,7 @@ session_windows = sa.Table(
     sa.Column("total_tokens", sa.Integer, server_default=_zero()),
     sa.Column("message_count", sa.Integer, server_default=_zero()),
     sa.Column("session_count", sa.Integer, server_default=_zero()),
-    sa.Column("total_cost", sa.DOUBLE, server_default=sa.text("0.0")),
+    sa.Column("total_cost", DOUBLE, server_default=sa.text("0.0")),
     sa.Column("is_active", sa.Boolean, server_default=sa.text("true")),
     sa.Column("created_at", sa.TIMESTAMP, server_default=NOW),
     sa.Column("updated_at", sa.TIMESTAMP, server_default=NOW),

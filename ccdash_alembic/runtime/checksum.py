@@ -42,6 +42,18 @@ def sql_files(script: Script | Path) -> dict[str, Path]:
     return {suffix: path for suffix in SQL_SUFFIXES if (path := sql_path(script, suffix)).exists()}
 
 
+# A revision's module may list the checksums of its earlier, shipped versions that did the same on every
+# database they ran on (a file changed to run on another engine too, say): a database that applied one of those
+# is not told its file changed. Listing them is a deliberate, reviewed act, as accepting a change is.
+EARLIER_CHECKSUMS = "earlier_checksums"
+
+
+def matches(recorded: str, now: str, module: object) -> bool:
+    """Whether a revision file whose checksum is ``now`` is the one applied with ``recorded``: the same, or an
+    earlier version its module declares equivalent (``earlier_checksums``)."""
+    return recorded == now or recorded in tuple(getattr(module, EARLIER_CHECKSUMS, ()))
+
+
 def revision_checksum(script: Script) -> str:
     return file_checksum(source_path(script))
 

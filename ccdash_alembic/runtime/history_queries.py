@@ -16,7 +16,7 @@ from alembic.script import Script, ScriptDirectory
 from sqlalchemy.engine import Connection
 
 from ccdash_alembic.runtime import engines
-from ccdash_alembic.runtime.checksum import revision_checksum
+from ccdash_alembic.runtime.checksum import matches, revision_checksum
 from ccdash_alembic.runtime.history_tables import HISTORY_TABLE, VERSION_TABLE, Step, migration_history, schema_version
 
 _STEP_COLUMNS = [migration_history.c[field.name] for field in fields(Step)]
@@ -117,6 +117,6 @@ def changed_revisions(
         old = recorded.get(revision.revision)
         if old is not None:
             new = revision_checksum(revision)
-            if new != old:
+            if not matches(old, new, revision.module):
                 changed.append((revision, old, new))
     return changed
