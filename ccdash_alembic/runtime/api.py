@@ -6,7 +6,9 @@ Refusals and failures raise the ``MigrateError`` subclasses of ``ccdash_alembic.
 and logging is left to the application.
 
 Two processes starting at once are safe: the second waits for DuckDB's lock on the file (up to
-``lock_timeout`` seconds), then finds the revisions applied and does nothing.
+``lock_timeout`` seconds), then finds the revisions applied and does nothing. ``db_path`` may also be a URL:
+``postgresql+psycopg://USER@HOST/DATABASE`` migrates a PostgreSQL database, where the second process waits
+for the server's advisory lock instead, and ``status()`` reads while a migration runs.
 """
 
 from __future__ import annotations
@@ -52,9 +54,10 @@ def upgrade(
     backup: bool | None = None,
     **options: object,
 ) -> UpgradeResult:
-    """Upgrade the database at ``db_path`` (default: ``$CCDASH_DB_PATH``, else ``~/.ccdash/ccdash.db``) to
-    ``revision``. ``options`` are any of ``ccdash-migrate options`` (``backup_dir=``, ``memory_limit=``...).
-    ``config_file`` is an ``alembic.ini``; by default CCDash's migrations, as installed with this package."""
+    """Upgrade the database at ``db_path`` (a path or a URL; default: ``$CCDASH_DB_PATH``, else
+    ``~/.ccdash/ccdash.db``) to ``revision``. ``options`` are any of ``ccdash-migrate options``
+    (``backup_dir=``, ``memory_limit=``...). ``config_file`` is an ``alembic.ini``; by default CCDash's
+    migrations, as installed with this package."""
     config = _config(db_path, config_file, {"lock_timeout": lock_timeout, "backup": backup, **options})
     try:
         command.upgrade(config, revision)
@@ -79,4 +82,12 @@ def _config(
     ini = Path(config_file) if config_file is not None else environment.config_file()
     if not ini.is_file():
         raise UsageError(f"there is no configuration file {ini}", "Pass config_file= the path of alembic.ini")
-    return program_config(ini, {"db": os.fspath(db_path) if db_path is not None else None, **options})
+    return program_config(ini, {**_database_option(db_path), **options})
+
+
+def _database_option(db_path: str | os.PathLike[str] | None) -> dict[str, object]:
+    """The option that names the database: a string with ``://`` is a URL (``-x url``), anything else a path
+    (``-x db``); a path object never is a URL, since it folds ``//``."""
+    if isinstance(db_path, str) and "://" in db_path:
+        return {"url": db_path}
+    return {"db": os.fspath(db_path) if db_path is not None else None}

@@ -22,6 +22,10 @@ database or the backup has no id yet (a file never migrated, a file too damaged 
 this very path. It refuses while another process has the file open, keeps the file it replaces as a backup of
 its own, replaces the file a symbolic link points to (not the link), and swaps the file in atomically, after
 removing a leftover write-ahead log that belongs to the replaced file.
+
+A PostgreSQL database is no file: the server's own tools back it up consistently while it is in use, so
+``backup`` and ``restore`` refuse it and give the ``pg_dump`` or ``pg_restore`` command for that database
+(``server_refusal``), never with its password (libpq reads that from ``~/.pgpass`` or ``PGPASSWORD``).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shlex
 import shutil
 import time
 from collections.abc import Iterator
@@ -38,6 +43,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+from sqlalchemy.engine import URL
 
 from ccdash_alembic.ddl import catalog
 from ccdash_alembic.errors import DatabaseUnusable, Locked, UsageError
@@ -71,6 +77,29 @@ class Backup:
     def file(self) -> Path:
         """The copy of the database, under the database's file name."""
         return self.folder / self.name
+
+
+def server_command(program: str, url: URL, *arguments: str) -> str:
+    """A PostgreSQL client program's command line for the database ``url`` names: its host, port and user,
+    without the password, quoted for a POSIX shell."""
+    host = url.host or url.query.get("host")
+    connection = [("-h", host), ("-p", url.port), ("-U", url.username)]
+    return shlex.join([program, *[str(w) for flag, value in connection if value for w in (flag, value)], *arguments])
+
+
+def server_refusal(target: Target, command: str) -> UsageError:
+    """The refusal of ``backup`` or ``restore`` (``command``) on a PostgreSQL database, with the command to use."""
+    name = str(target.url.database)
+    dump = f"{name}.dump"
+    todo = (
+        f"Restore a pg_dump file with pg_restore while the application is stopped: "
+        f"{server_command('pg_restore', target.url, '--clean', '--if-exists', '-d', name, dump)}"
+        if command == "restore"
+        else f"Back it up with pg_dump: {server_command('pg_dump', target.url, '-Fc', '-f', dump, name)}"
+    )
+    return UsageError(
+        f"ccdash-migrate {command} works on DuckDB files, and {target.describe()} is a PostgreSQL database", todo
+    )
 
 
 def folder(target: Target, settings: Settings) -> Path:

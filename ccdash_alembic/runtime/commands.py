@@ -30,7 +30,16 @@ from ccdash_alembic.errors import (
     at_unknown_revision,
 )
 from ccdash_alembic.runtime import backup as backups
-from ccdash_alembic.runtime import checksum, database, history_queries, history_tables, revision_text, sqlfiles, web
+from ccdash_alembic.runtime import (
+    checksum,
+    database,
+    engines,
+    history_queries,
+    history_tables,
+    revision_text,
+    sqlfiles,
+    web,
+)
 from ccdash_alembic.runtime import history as log
 from ccdash_alembic.runtime import rehearse as rehearsal
 from ccdash_alembic.runtime import state as states
@@ -147,9 +156,12 @@ def status(config: Config, json_output: bool = False) -> None:
 
 
 def _status_fields(state: states.Status) -> list[tuple[str, str, str | None]]:
-    """``status``'s lines: each with its value and, when it calls for attention, its state word."""
+    """``status``'s lines: each with its value and, when it calls for attention, its state word. What only one
+    engine has is shown for that engine alone: a server's version and its running migration, or whether DuckDB
+    1.1 opens the file under another name."""
     return [
         ("Database", state.database + ("" if state.exists else " (does not exist yet)"), None),
+        *_server_fields(state),
         ("Current", _revisions_line(state, state.current), None),
         ("Head", _revisions_line(state, state.heads), None),
         ("Pending", _listed([r.revision for r in state.pending]), "pending" if state.pending else None),
@@ -158,7 +170,22 @@ def _status_fields(state: states.Status) -> list[tuple[str, str, str | None]]:
         ("Unrecorded", _unrecorded_line(state), "dirty" if state.unrecorded else None),
         ("Changed files", _listed(state.drift), "drift" if state.drift else None),
         ("Last failure", _last_failure_line(state), "failed" if state.last_failure else None),
-        ("DuckDB 1.1", _name_bound_line(state), "pending" if state.name_bound else None),
+        *_file_fields(state),
+    ]
+
+
+def _server_fields(state: states.Status) -> list[tuple[str, str, str | None]]:
+    """A server's lines: the engine and its version, and the migration running on it while it was read."""
+    if state.engine != engines.POSTGRESQL:
+        return []
+    running = (
+        f"running: {state.migration_running} (what it has committed so far is shown)"
+        if state.migration_running
+        else "none running"
+    )
+    return [
+        ("Engine", f"PostgreSQL {state.server_version}", None),
+        ("Migration", running, "pending" if state.migration_running else None),
     ]
 
 
@@ -178,10 +205,13 @@ def _unrecorded_line(state: states.Status) -> str:
     return ", ".join(state.unrecorded) + " (applied, but no history row records them: ccdash-migrate repair)"
 
 
-def _name_bound_line(state: states.Status) -> str:
+def _file_fields(state: states.Status) -> list[tuple[str, str, str | None]]:
+    """A DuckDB file's line: whether DuckDB 1.1 (inside CCDash) opens it under another name."""
+    if state.engine != engines.DUCKDB:
+        return []
     if state.name_bound:
-        return f"opens this file only as {state.name_bound} (DuckDB 2.x wrote its indexes)"
-    return "opens it under any name"
+        return [("DuckDB 1.1", f"opens this file only as {state.name_bound} (DuckDB 2.x wrote its indexes)", "pending")]
+    return [("DuckDB 1.1", "opens it under any name", None)]
 
 
 def _dirty_line(state: states.Status) -> str:
@@ -263,7 +293,7 @@ def validate(config: Config, json_output: bool = False) -> None:
     if not target.is_new:
         # Drift is looked for even when the files have problems; the state needs a valid revision graph.
         state = None if findings else _read(config, settings, announce=False)
-        with database.connect(database.read_only_engine(target), target, settings.lock_timeout) as connection:
+        with states.reading(target, settings.lock_timeout) as connection:
             findings += validation.check_database(connection, revisions_found)
         findings += validation.state_findings(state) if state else []
     code = validation.exit_code(findings)
@@ -332,9 +362,11 @@ def options(config: Config) -> None:
 
 def backup(config: Config, list_only: bool = False) -> None:
     """Copy the database now (or, with --list, list its backups: that reads only the backup folder)."""
+    settings = settings_of(config)
+    target = database.resolve(settings)
+    if target.server:
+        raise backups.server_refusal(target, "backup --list" if list_only else "backup")
     if list_only:
-        settings = settings_of(config)
-        target = database.resolve(settings)
         output.announce(config, f"Database: {target.describe()}")
         for made in backups.backups(target, settings):
             print(made.folder)
@@ -354,6 +386,8 @@ def restore(config: Config, backup_name: str | None = None) -> None:
     The file it replaces is kept as a backup of its own."""
     settings = settings_of(config)
     target = database.resolve(settings)
+    if target.server:
+        raise backups.server_refusal(target, "restore")
     output.announce(config, f"Database: {target.describe()}")
     if target.path is None:
         raise UsageError("only a database file can be restored", "Use -x db=PATH")
@@ -500,7 +534,10 @@ def _rewrite_schema_version(
 def rehearse(config: Config, revision: str = "head") -> None:
     """Run the pending revisions on a copy of the database and report each one; the database is untouched."""
     settings = settings_of(config)
-    output.announce(config, f"Database: {database.resolve(settings).describe()} (rehearsing on a copy)")
+    target = database.resolve(settings)
+    if target.server:
+        raise rehearsal.server_refusal(target)
+    output.announce(config, f"Database: {target.describe()} (rehearsing on a copy)")
     results = rehearsal.rehearse(config, settings, revision)
     if not results:
         print("Nothing to rehearse: the database is at", revision)

@@ -18,10 +18,15 @@ real file, found out only afterwards; DuckDB has no savepoints, so several revis
 not the separate transactions ``up`` runs them in; and the file would stay locked (CCDash kept out) for the
 whole rehearsal rather than for the copy. A filesystem that shares blocks makes the copy a clone
 (``filecopy``), which costs what the revisions change.
+
+A PostgreSQL database is not copied here: a copy of a database on a server is the server's to make
+(``CREATE DATABASE copy TEMPLATE db``, or ``pg_dump`` restored into another database), and ``up`` on that copy,
+named with ``-x url``, is the rehearsal. ``rehearse`` refuses it and says so (``server_refusal``).
 """
 
 from __future__ import annotations
 
+import shlex
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,8 +37,9 @@ from alembic.script import Script, ScriptDirectory
 from sqlalchemy.engine import URL, Connection
 
 from ccdash_alembic.ddl import catalog, census
-from ccdash_alembic.errors import MigrateError, MigrationFailed, first_line
+from ccdash_alembic.errors import MigrateError, MigrationFailed, UsageError, first_line
 from ccdash_alembic.runtime import database, filecopy
+from ccdash_alembic.runtime.backup import server_command
 from ccdash_alembic.runtime.settings import Settings, option_fields, program_config
 
 
@@ -220,6 +226,28 @@ def pending(config: Config, heads: tuple[str, ...], destination: str) -> list[tu
     script = ScriptDirectory.from_config(config)
     upcoming = script.revision_map.iterate_revisions(destination, heads or "base")
     return [(r.revision, r.doc) for r in reversed(list(upcoming)) if isinstance(r, Script) and r.revision not in heads]
+
+
+def _quote(identifier: str) -> str:
+    """A PostgreSQL identifier in double quotes, as it is whatever its case or characters."""
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def server_refusal(target: database.Target) -> UsageError:
+    """The refusal of a rehearsal on a PostgreSQL database, with the commands that make a copy, upgrade it and
+    drop it (the URL and commands carry no password)."""
+    given = target.url
+    name = str(given.database)
+    copy = f"{name}_rehearsal"
+    url = URL.create(given.drivername, given.username, None, given.host, given.port, copy, given.query)
+    fill = f"{server_command('pg_dump', given, '-Fc', name)} | {server_command('pg_restore', given, '-d', copy)}"
+    upgrade = shlex.join(["ccdash-migrate", "-x", f"url={url.render_as_string()}", "up"])
+    return UsageError(
+        f"ccdash-migrate rehearse copies DuckDB files, and {target.describe()} is a PostgreSQL database",
+        f"Rehearse on a copy of it: CREATE DATABASE {_quote(copy)} TEMPLATE {_quote(name)} (while nothing is "
+        f"connected to {name}; else create it empty and fill it: {fill}), then {upgrade}, then DROP DATABASE "
+        f"{_quote(copy)}",
+    )
 
 
 def rehearse(config: Config, settings: Settings, destination: str = "head") -> list[Rehearsal]:

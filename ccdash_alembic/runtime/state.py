@@ -11,11 +11,17 @@ and that every applied revision has a history row recording it (plain Alembic, o
 ``INSERT INTO alembic_version``, stamps without one; rows may have been deleted). Without such a row the
 revision's file cannot be checked for changes, so both are reported, and ``ccdash-migrate repair`` sets them
 right.
+
+On PostgreSQL the read takes no lock of the run's (``server_lock``): it reads in one read-only REPEATABLE READ
+transaction, so every table is read as of one moment (a revision committed between two reads would otherwise
+show ``schema_version`` and ``alembic_version`` disagreeing) and a run's uncommitted revision is invisible
+rather than waited for. Whoever holds the run's lock meanwhile is named as a migration that is running.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -26,8 +32,8 @@ from alembic.script import Script, ScriptDirectory
 from sqlalchemy.engine import Connection
 
 from ccdash_alembic.ddl import catalog, fileheader
-from ccdash_alembic.errors import Locked
-from ccdash_alembic.runtime import database, history_queries
+from ccdash_alembic.errors import DatabaseUnusable, Locked, first_line
+from ccdash_alembic.runtime import database, engines, history_queries, server_lock
 from ccdash_alembic.runtime.history_tables import VERSION_TABLE, Step, schema_version
 from ccdash_alembic.runtime.settings import Settings
 
@@ -48,6 +54,9 @@ class Status:
     database: str
     exists: bool
     in_use_by: str | None = None  # the program holding the file when it could not be read
+    engine: str = engines.DUCKDB  # or engines.POSTGRESQL
+    server_version: str | None = None  # a server's version (PostgreSQL's ``server_version``)
+    migration_running: str | None = None  # the run holding a server's lock while it was read (it was read anyway)
     current: list[str] = field(default_factory=list)
     heads: list[str] = field(default_factory=list)
     revisions: list[Revision] = field(default_factory=list)  # base first
@@ -100,31 +109,69 @@ def plain(value: Any) -> Any:
 
 
 def read(config: Config, settings: Settings) -> Status:
-    """The status of the configured database against the configured revisions; never waits for the file."""
+    """The status of the configured database against the configured revisions; never waits for the file, nor
+    for a server's run."""
     target = database.resolve(settings)
-    status = Status(database=target.describe(), exists=not target.is_new)
+    status = Status(database=target.describe(), exists=not target.is_new, engine=target.url.get_backend_name())
     script = ScriptDirectory.from_config(config)
-    if status.exists:
-        header = fileheader.read(target.path) if target.path is not None else None  # before the lock is held
-        try:
-            with database.connect(database.read_only_engine(target), target) as connection:
-                _read_database(connection, script, status)
-                if target.path is not None and fileheader.bound_to_name(
-                    header,
-                    bool(catalog.index_names(connection)),
-                    changed_by_duckdb_2=history_queries.is_ours(connection),
-                ):
-                    status.name_bound = target.path.name
-        except Locked as locked:
-            status.in_use_by = locked.holder
+    if target.server:
+        with reading(target) as connection:
+            status.server_version = str(connection.exec_driver_sql("SHOW server_version").scalar_one())
+            status.migration_running = _running_migration(connection)
+            _read_database(connection, script, status)
+    elif status.exists:
+        _read_file(target, script, status)
     _read_revisions(script, status)
     return status
+
+
+def _read_file(target: database.Target, script: ScriptDirectory, status: Status) -> None:
+    """A DuckDB file's state, or who holds the file when it cannot be opened now."""
+    header = fileheader.read(target.path) if target.path is not None else None  # before the lock is held
+    try:
+        with reading(target) as connection:
+            _read_database(connection, script, status)
+            if target.path is not None and fileheader.bound_to_name(
+                header,
+                bool(catalog.index_names(connection)),
+                changed_by_duckdb_2=history_queries.is_ours(connection),
+            ):
+                status.name_bound = target.path.name
+    except Locked as locked:
+        status.in_use_by = locked.holder
+
+
+@contextmanager
+def reading(target: database.Target, lock_timeout: float = 0.0) -> Iterator[Connection]:
+    """A read-only connection for reading the state: a DuckDB file opened read-only (waiting up to
+    ``lock_timeout`` while a writer has it); on a server, one snapshot, without the run's lock, which a reader
+    must never take (a run would wait for it), and so without waiting for a run that holds it."""
+    if not target.server:
+        with database.connect(database.read_only_engine(target), target, lock_timeout) as connection:
+            yield connection
+        return
+    engine = database.read_only_engine(target).execution_options(isolation_level="REPEATABLE READ")
+    try:
+        connection = engine.connect()
+    except sa.exc.DBAPIError as exc:
+        raise DatabaseUnusable(
+            f"cannot connect to {target.describe()}: {first_line(exc)}",
+            "Check the URL, that the server runs and that the user may log in",
+        ) from exc
+    with connection:
+        yield connection
+
+
+def _running_migration(connection: Connection) -> str | None:
+    """The run that holds the server's lock for this database now, described (None: no run)."""
+    found = server_lock.holder(connection, server_lock.key(connection))
+    return found.describe() if found else None
 
 
 def read_connection(connection: Connection, script: ScriptDirectory, description: str) -> Status:
     """The status read through a connection the caller holds (``repair`` reads what it then sets right in the
     same transaction)."""
-    status = Status(database=description, exists=True)
+    status = Status(database=description, exists=True, engine=engines.name_of(connection))
     _read_database(connection, script, status)
     _read_revisions(script, status)
     return status

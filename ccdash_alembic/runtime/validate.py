@@ -55,6 +55,7 @@ class _Revision:
     path: Path
     revision: str
     parents: tuple[str, ...]
+    module: object = None  # the loaded revision, for the checksums it declares equivalent
 
 
 def revision_files(config: Config) -> list[Path]:
@@ -101,7 +102,7 @@ def check_files(config: Config) -> tuple[list[Finding], list[_Revision]]:
             findings.append(Finding("file", path.name, "has no revision id"))
             continue
         findings += _name_findings(path, revision)
-        revisions.append(_Revision(path, revision, _parents(getattr(module, "down_revision", None))))
+        revisions.append(_Revision(path, revision, _parents(getattr(module, "down_revision", None)), module))
         findings += _sql_findings(path)
     findings += _graph_findings(revisions)
     return findings, revisions
@@ -200,7 +201,8 @@ def _checksum_findings(connection: Connection, applied: set[str], by_id: dict[st
     return [
         Finding("checksum", r, f"{by_id[r].path.name} changed after it was applied")
         for r in sorted(applied)
-        if recorded.get(r) is not None and recorded[r] != checksum.file_checksum(by_id[r].path)
+        if recorded.get(r) is not None
+        and not checksum.matches(recorded[r], checksum.file_checksum(by_id[r].path), by_id[r].module)
     ]
 
 
@@ -263,6 +265,15 @@ def state_findings(state: Status) -> list[Finding]:
     ]
     if state.exists and state.in_use_by is None:
         findings += [Finding("pending", r.revision, f"is not applied ({r.name})") for r in state.pending]
+    if state.migration_running is not None:
+        findings.append(
+            Finding(
+                "note",
+                "migration",
+                f"{state.migration_running} is migrating the database: what it has not committed yet is not "
+                "seen, so validate again when it has finished",
+            )
+        )
     if state.name_bound is not None:
         findings.append(
             Finding(

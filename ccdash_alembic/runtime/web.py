@@ -12,7 +12,8 @@ server reads one at a time, answers every request from the last read, and reads 
 seconds after the last read ended (at once if the file changed since, which only a writer that has finished
 can do). Every gap between reads is longer than the migration's longest sleep, so its next try falls in one.
 When a read finds the file in use, the next waits ``IN_USE_BACKOFF`` seconds, so the file is left alone while
-it changes hands.
+it changes hands. A PostgreSQL database is read the same way, every ``FRESH_FOR`` seconds, but needs no gaps:
+its reads take none of a run's locks (``state.reading``), and the page names the migration running meanwhile.
 
 Connections are served by one event loop: a connection costs no thread while its request arrives, must send
 the whole request head within ``REQUEST_TIMEOUT`` seconds (an idle or trickling client is closed), and at most

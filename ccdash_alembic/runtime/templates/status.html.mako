@@ -54,11 +54,17 @@
 % if state:
 <dl class="summary">
   <dt>Database</dt><dd id="database">${state.database}${"" if state.exists else " (does not exist yet)"}</dd>
+  % if state.server_version:
+  <dt>Engine</dt><dd id="engine">PostgreSQL ${state.server_version}</dd>
+  % endif
   <dt>Current</dt><dd id="current">${", ".join(state.current) or "base"}</dd>
   <dt>Head</dt><dd>${", ".join(state.heads)}</dd>
 </dl>
   % if state.in_use_by:
 <div class="callout warn" id="in-use"><strong>In use:</strong> the database is open in ${state.in_use_by}, so only the revision files are shown. Reload when it is free.</div>
+  % endif
+  % if state.migration_running:
+<div class="callout warn" id="migrating"><strong>Migration running:</strong> ${state.migration_running} is migrating the database; what it has committed so far is shown. Reload to follow it.</div>
   % endif
   % if state.dirty:
 <div class="callout bad" id="dirty"><strong>Dirty:</strong> revision ${state.dirty[0]} ran outside a transaction and did not finish (since ${state.dirty[1].strftime("%Y-%m-%d %H:%M")} UTC). Check the database, then run <code>ccdash-migrate repair</code> or restore a backup.</div>

@@ -1,0 +1,126 @@
+"""``ccdash-migrate serve`` on a PostgreSQL database: the page in headless Chromium, and the page while a
+migration runs in another process."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import postgres_server
+from conftest import BIN, Project
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@contextmanager
+def serving(project: Project, url: str) -> Iterator[str]:
+    """``ccdash-migrate serve`` of the database ``url`` on a free port; yields the page's address."""
+    server = subprocess.Popen(
+        [str(BIN / "ccdash-migrate"), "-x", f"url={url}", "serve", "--port", "0"],
+        cwd=project.root,
+        env=project.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline()
+        found = re.search(r"(http://127\.0\.0\.1:\d+/)", line)
+        assert found, line + (server.stderr.read() if server.stderr else "")
+        yield found.group(1)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def _get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        assert response.status == 200
+        return str(response.read().decode())
+
+
+def test_status_page_of_a_postgresql_database_in_chromium(project: Project, pg_url: str) -> None:
+    """One revision applied, one failed, one pending behind it: the page draws each in its state, names the
+    engine, lists the history with the failure, and shows nothing of DuckDB's."""
+    from playwright.sync_api import sync_playwright
+
+    assert CHROMIUM.exists(), "install Chromium first: apt-get install chromium (the README's test command does)"
+    project.write_revision(
+        "20260101000000", None, "op.create_table('items', sa.Column('id', sa.Integer, primary_key=True))", message="a"
+    )
+    project.write_revision("20260101000001", "20260101000000", "op.add_column('items', sa.Column('x', sa.Nope))")
+    project.write_revision("20260101000002", "20260101000001", message="c")
+    assert project.migrate("-x", f"url={pg_url}", "up", pass_db=False).returncode == 6
+    with serving(project, pg_url) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            response = page.goto(url)
+            assert response is not None and response.status == 200
+            states = page.eval_on_selector_all(
+                "#graph g.node", "nodes => nodes.map(n => [n.dataset.revision, n.dataset.state])"
+            )
+            assert states == [
+                ["20260101000000", "applied"],
+                ["20260101000001", "failed"],
+                ["20260101000002", "pending"],
+            ]
+            assert page.locator("#engine").inner_text().startswith("PostgreSQL 15.")
+            assert "Nope" in page.locator("#failure").inner_text()
+            assert page.locator("#pending").inner_text().startswith("2 pending")
+            rows = page.locator("#history tbody tr")
+            assert rows.count() == 2
+            assert "failed" in rows.nth(0).inner_text() and "success" in rows.nth(1).inner_text()
+            assert page.locator("#timings g.bar").count() == 1
+            assert page.locator("#in-use, #migrating").count() == 0 and "DuckDB" not in page.content()
+        finally:
+            browser.close()
+
+
+def test_page_names_the_migration_running_and_shows_what_it_committed(
+    project: Project, pg_url: str, pg_server: postgres_server.Server
+) -> None:
+    project.write_revision(
+        "20260101000000", None, "op.create_table('items', sa.Column('id', sa.Integer, primary_key=True))", message="a"
+    )
+    project.write_revision("20260101000001", "20260101000000", "op.execute('SELECT pg_sleep(4)')", message="slow")
+    database = pg_url.rsplit("/", 1)[1]
+    with serving(project, pg_url) as url:
+        run = subprocess.Popen(
+            [str(BIN / "alembic"), "-x", f"url={pg_url}", "upgrade", "head"],
+            cwd=project.root,
+            env=project.env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            while run.poll() is None and _committed(pg_server, database) != [("20260101000000",)]:
+                time.sleep(0.05)
+            data = json.loads(_get(url + "status.json"))
+            page = _get(url)
+            still_running = run.poll() is None
+        finally:
+            out, err = run.communicate(timeout=120)
+    assert still_running and run.returncode == 0, out + err
+    assert data["migration_running"].startswith(f"ccdash-migrate pid {run.pid} ")
+    assert data["current"] == ["20260101000000"]  # the first revision is committed, the slow one is running
+    assert [r["state"] for r in data["revisions"]] == ["applied", "pending"]
+    assert 'id="migrating"' in page and f"ccdash-migrate pid {run.pid} " in page
+
+
+def _committed(server: postgres_server.Server, database: str) -> list[tuple[object, ...]]:
+    """What ``alembic_version`` holds as committed (nothing before the table is)."""
+    if not server.sql("SELECT 1 FROM pg_tables WHERE tablename = 'alembic_version'", database):
+        return []
+    return server.sql("SELECT version_num FROM alembic_version", database)
