@@ -64,8 +64,10 @@ class Server:
         return f"{driver}://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
 
     def dsn(self, database: str = "postgres") -> str:
-        """A libpq connection string (psycopg.connect, psql)."""
-        return f"host=127.0.0.1 port={self.port} user={SUPERUSER} dbname={database}"
+        """A libpq connection string (psycopg.connect, psql); the name quoted as libpq reads a value, so any
+        name (spaces, quotes) works."""
+        quoted = "'" + database.replace("\\", "\\\\").replace("'", "\\'") + "'"
+        return f"host=127.0.0.1 port={self.port} user={SUPERUSER} dbname={quoted}"
 
     def sql(self, statement: str, database: str = "postgres") -> list[tuple[object, ...]]:
         """Run one statement in autocommit and return its rows (none for a statement that returns none)."""

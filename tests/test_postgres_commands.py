@@ -182,16 +182,15 @@ def test_backup_restore_and_rehearse_are_refused_with_commands_that_work(
     database = f'my db "{uuid.uuid4().hex[:8]}"'
     pg_server.sql(f"CREATE DATABASE {_quoted(database)}")
     url = pg_server.url(urllib.parse.quote(database))
-    named = _conninfo(database)  # as pg_server.sql passes it on to libpq
     assert _run(project, url, "upgrade", "20260101000000").returncode == 0
-    before = pg_server.sql("SELECT version_num FROM alembic_version", named)
+    before = pg_server.sql("SELECT version_num FROM alembic_version", database)
     lines = {}
     for command in (["backup"], ["backup", "--list"], ["restore"], ["rehearse"]):
         result = _run(project, url.replace("postgres@", "postgres:s3cret@"), *command)
         assert result.returncode == ExitCode.USAGE, (command, result.stderr)
         lines[" ".join(command)] = error_line(result)
     assert all("s3cret" not in line and "is a PostgreSQL database" in line for line in lines.values())
-    assert pg_server.sql("SELECT version_num FROM alembic_version", named) == before
+    assert pg_server.sql("SELECT version_num FROM alembic_version", database) == before
     assert pg_server.sql("SELECT count(*) FROM pg_database WHERE datname LIKE '%rehearsal%'") == [(0,)]
 
     dump = lines["backup"].split("Back it up with pg_dump: ", 1)[1]
@@ -202,9 +201,9 @@ def test_backup_restore_and_rehearse_are_refused_with_commands_that_work(
     assert lines["backup --list"].endswith(dump)
     _server_tool(pg_server, dump, tmp_path)
     restore = lines["restore"].split("while the application is stopped: ", 1)[1]
-    pg_server.sql("DROP TABLE items; UPDATE alembic_version SET version_num = 'x'", named)
+    pg_server.sql("DROP TABLE items; UPDATE alembic_version SET version_num = 'x'", database)
     _server_tool(pg_server, restore, tmp_path)
-    assert pg_server.sql("SELECT version_num FROM alembic_version", named) == before
+    assert pg_server.sql("SELECT version_num FROM alembic_version", database) == before
 
     template, _, rest = lines["rehearse"].split("Rehearse on a copy of it: ", 1)[1].partition(" (while nothing")
     upgrade = shlex.split(rest.split("then ", 1)[1].split(", then ", 1)[0])
@@ -213,19 +212,12 @@ def test_backup_restore_and_rehearse_are_refused_with_commands_that_work(
     pg_server.sql(template)
     rehearsed = project.migrate(*upgrade[1:], pass_db=False)
     assert rehearsed.returncode == 0, rehearsed.stderr
-    assert pg_server.sql("SELECT version_num FROM alembic_version", _conninfo(f"{database}_rehearsal")) == [
-        ("20260101000001",)
-    ]
-    assert pg_server.sql("SELECT version_num FROM alembic_version", named) == before
+    assert pg_server.sql("SELECT version_num FROM alembic_version", f"{database}_rehearsal") == [("20260101000001",)]
+    assert pg_server.sql("SELECT version_num FROM alembic_version", database) == before
 
 
 def _quoted(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
-
-
-def _conninfo(database: str) -> str:
-    """A database name as a value of a libpq connection string."""
-    return "'" + database.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _server_tool(server: postgres_server.Server, command: str, folder: Path) -> None:

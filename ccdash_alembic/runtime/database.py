@@ -372,18 +372,23 @@ def _connect_file(engine: Engine, target: Target, lock_timeout: float) -> Connec
         return connection
 
 
-def _connect_server(engine: Engine, target: Target, lock_timeout: float) -> Connection:
-    """Connect to a PostgreSQL database and take the run's lock (``server_lock``), waiting up to
-    ``lock_timeout``; a server that cannot be reached is one line (exit code 3). The connection has the server
-    check its client while a statement runs (``server_lock.CLIENT_CHECK_MS``), so a run that is killed in a long
-    statement frees the lock at once; a handed engine's connections are the program's, and keep its settings."""
+def connect_server(engine: Engine, target: Target) -> Connection:
+    """A connection to a PostgreSQL database, or one line (exit code 3) saying why there is none."""
     try:
-        connection = engine.connect()
+        return engine.connect()
     except sa.exc.DBAPIError as exc:
         raise DatabaseUnusable(
             f"cannot connect to {target.describe()}: {first_line(exc)}",
             "Check the URL, that the server runs and that the user may log in; nothing was changed",
         ) from exc
+
+
+def _connect_server(engine: Engine, target: Target, lock_timeout: float) -> Connection:
+    """Connect to a PostgreSQL database and take the run's lock (``server_lock``), waiting up to
+    ``lock_timeout``; a server that cannot be reached is one line (exit code 3). The connection has the server
+    check its client while a statement runs (``server_lock.CLIENT_CHECK_MS``), so a run that is killed in a long
+    statement frees the lock at once; a handed engine's connections are the program's, and keep its settings."""
+    connection = connect_server(engine, target)
     try:
         if not target.handed and (connection.dialect.server_version_info or ()) >= (14,):
             connection.exec_driver_sql(f"SET client_connection_check_interval = {server_lock.CLIENT_CHECK_MS}")

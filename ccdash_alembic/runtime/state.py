@@ -32,7 +32,7 @@ from alembic.script import Script, ScriptDirectory
 from sqlalchemy.engine import Connection
 
 from ccdash_alembic.ddl import catalog, fileheader
-from ccdash_alembic.errors import DatabaseUnusable, Locked, first_line
+from ccdash_alembic.errors import Locked
 from ccdash_alembic.runtime import database, engines, history_queries, server_lock
 from ccdash_alembic.runtime.history_tables import VERSION_TABLE, Step, schema_version
 from ccdash_alembic.runtime.settings import Settings
@@ -151,14 +151,7 @@ def reading(target: database.Target, lock_timeout: float = 0.0) -> Iterator[Conn
             yield connection
         return
     engine = database.read_only_engine(target).execution_options(isolation_level="REPEATABLE READ")
-    try:
-        connection = engine.connect()
-    except sa.exc.DBAPIError as exc:
-        raise DatabaseUnusable(
-            f"cannot connect to {target.describe()}: {first_line(exc)}",
-            "Check the URL, that the server runs and that the user may log in",
-        ) from exc
-    with connection:
+    with database.connect_server(engine, target) as connection:
         yield connection
 
 
