@@ -53,7 +53,16 @@ from ccdash_alembic.errors import (
     user_error,
 )
 from ccdash_alembic.policy import POLICY_OPTION
-from ccdash_alembic.runtime import backup, database, history, preflight, revision_ids, step_limits
+from ccdash_alembic.runtime import (
+    backup,
+    database,
+    engines,
+    history,
+    preflight,
+    revision_ids,
+    server_drops,
+    step_limits,
+)
 from ccdash_alembic.runtime.application import ATTRIBUTE as APPLICATION
 from ccdash_alembic.runtime.application import Application
 from ccdash_alembic.runtime.history_tables import OWN_TABLES
@@ -337,6 +346,8 @@ class _Runner:
         migration_context = self.migration_context = self.context.get_context()
         # The steps are wrapped to time each revision and to know which one failed.
         internals.wrap_migration_steps(migration_context, self._wrap)
+        if not engines.is_duckdb(migration_context):  # DuckDB's implementation guards its own drops
+            server_drops.guard(migration_context, self.policy)
         return migration_context
 
     def offline(self) -> None:

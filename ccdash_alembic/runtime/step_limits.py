@@ -79,7 +79,7 @@ class _Watcher:
 
     def __init__(self, connection: sa.Connection) -> None:
         self._engine = connection.engine
-        self._pid = int(connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
+        self._pid = int(connection.connection.driver_connection.info.backend_pid)  # type: ignore[union-attr]
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="blocking-session watcher", daemon=True)
         self.blocker: Blocker | None = None
@@ -93,8 +93,12 @@ class _Watcher:
         self._thread.join()
 
     def _watch(self) -> None:
-        # its own connection, in autocommit: an open transaction of the watcher's would hold back a
-        # CREATE INDEX CONCURRENTLY, which waits for every older snapshot
+        # Only a revision still running after one poll interval can be waiting for a lock worth naming: most
+        # revisions end before it, and then no connection is opened. Its own connection, in autocommit: an open
+        # transaction of the watcher's would hold back a CREATE INDEX CONCURRENTLY, which waits for every older
+        # snapshot.
+        if self._stop.wait(_POLL):
+            return
         with (
             contextlib.suppress(sa.exc.SQLAlchemyError),  # the revision's failure says the rest
             self._engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection,
@@ -177,15 +181,21 @@ def _milliseconds(seconds: float) -> str:
     return "0" if seconds <= 0 else f"{max(1, round(seconds * 1000))}ms"
 
 
+_SET_LIMITS = sa.text(
+    "SELECT set_config('lock_timeout', :lock, :local), set_config('statement_timeout', :statement, :local)"
+)
+
+
 def _set(connection: sa.Connection, settings: Settings, local: bool) -> None:
-    for name, seconds in (
-        ("lock_timeout", settings.revision_lock_timeout),
-        ("statement_timeout", settings.revision_statement_timeout),
-    ):
-        connection.execute(
-            sa.text("SELECT set_config(:name, :value, :local)"),
-            {"name": name, "value": _milliseconds(seconds), "local": local},
-        )
+    """Both limits in one statement (a round trip per revision is part of what every revision costs)."""
+    connection.execute(
+        _SET_LIMITS,
+        {
+            "lock": _milliseconds(settings.revision_lock_timeout),
+            "statement": _milliseconds(settings.revision_statement_timeout),
+            "local": local,
+        },
+    )
 
 
 @contextlib.contextmanager
