@@ -77,13 +77,21 @@ class Project:
         """Run ``ccdash-migrate`` the same way."""
         return self._run("ccdash-migrate", args, db, pass_db, env)
 
-    def start(self, *args: str, stdout: int = subprocess.PIPE, stderr: int = subprocess.PIPE) -> subprocess.Popen[str]:
-        """Start the stock ``alembic`` command on the project's file in the background, for tests that meet it
-        with another process or kill it."""
+    def start(
+        self,
+        *args: str,
+        stdout: int = subprocess.PIPE,
+        stderr: int = subprocess.PIPE,
+        url: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.Popen[str]:
+        """Start the stock ``alembic`` command on the project's file (or the database ``url``) in the background,
+        as a real process of its own, for tests that meet it with another process or kill it."""
+        target = f"url={url}" if url else f"db={self.db}"
         return subprocess.Popen(
-            [str(BIN / "alembic"), "-x", f"db={self.db}", *args],
+            [str(BIN / "alembic"), "-x", target, *args],
             cwd=self.root,
-            env=self.env(),
+            env=env or self.env(),
             stdout=stdout,
             stderr=stderr,
             text=True,

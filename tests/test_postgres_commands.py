@@ -15,7 +15,7 @@ from pathlib import Path
 
 import postgres_server
 import sqlalchemy as sa
-from conftest import BIN, Project, error_line, status_parts
+from conftest import Project, error_line, status_parts
 
 from ccdash_alembic.errors import ExitCode
 
@@ -129,14 +129,7 @@ def test_status_reads_while_a_migration_runs_and_names_it(
     project.write_revision("20260101000002", "20260101000001", "op.execute('SELECT pg_sleep(3)')", message="slow step")
     assert _run(project, pg_url, "upgrade", "20260101000000").returncode == 0
     database = pg_url.rsplit("/", 1)[1]
-    run = subprocess.Popen(
-        [str(BIN / "alembic"), "-x", f"url={pg_url}", "upgrade", "head"],
-        cwd=project.root,
-        env=project.env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    run = project.start("upgrade", "head", url=pg_url)
     try:
         backend = None
         while backend is None and run.poll() is None:

@@ -19,7 +19,7 @@ from pathlib import Path
 import postgres_server
 import psycopg
 import pytest
-from conftest import BIN, Project, error_line
+from conftest import Project, error_line
 
 GATE = 4242  # the advisory lock key a gated revision waits for
 HOST = socket.gethostname()
@@ -50,18 +50,6 @@ def _gate(server: postgres_server.Server, database: str) -> Iterator[Callable[[]
             connection.execute("SELECT pg_advisory_unlock(%s)", (GATE,))
 
         yield open_gate
-
-
-def _start(project: Project, url: str, *args: str) -> subprocess.Popen[str]:
-    """The stock ``alembic`` command as a real process of its own (its pid is the one the server sees)."""
-    return subprocess.Popen(
-        [str(BIN / "alembic"), "-x", f"url={url}", *args],
-        cwd=project.root,
-        env=project.env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def _until(what: str, check: Callable[[], object], seconds: float = 30) -> object:
@@ -106,7 +94,7 @@ def test_runs_on_one_database_wait_for_each_other_and_not_for_another_database(
     _gated_revisions(project)
     one, other = pg_server.new_database(), pg_server.new_database()
     with _gate(pg_server, one) as open_gate:
-        holder = _start(project, pg_server.url(one), "upgrade", "head")
+        holder = project.start("upgrade", "head", url=pg_server.url(one))
         _until("the first run waits at the gate", _waiting_at_gate(pg_server, one))
         named = f"ccdash-migrate pid {holder.pid} on {HOST}"
 
@@ -122,7 +110,7 @@ def test_runs_on_one_database_wait_for_each_other_and_not_for_another_database(
         )
         assert refused.returncode == 4, refused.stderr
 
-        waiter = _start(project, pg_server.url(one), "-x", "lock_timeout=30", "upgrade", "head")
+        waiter = project.start("-x", "lock_timeout=30", "upgrade", "head", url=pg_server.url(one))
         assert waiter.stderr is not None
         assert waiter.stderr.readline().startswith("Database: ")
         assert f"Waiting for {named}" in waiter.stderr.readline()
@@ -155,7 +143,7 @@ def test_five_upgraders_at_once_apply_each_revision_once(
             op.execute("SELECT pg_sleep(0.2)")
             """,
         )
-    runs = [_start(project, pg_url, "-x", "lock_timeout=60", "upgrade", "head") for _ in range(5)]
+    runs = [project.start("-x", "lock_timeout=60", "upgrade", "head", url=pg_url) for _ in range(5)]
     results = [(run.wait(timeout=120), run.stderr.read() if run.stderr else "") for run in runs]
     assert [code for code, _ in results] == [0] * 5, results
     name = _database(pg_url)
@@ -177,12 +165,8 @@ def test_a_killed_run_frees_the_lock_and_leaves_its_revision_undone(
         """,
     )
     name = _database(pg_url)
-    doomed = subprocess.Popen(
-        [str(BIN / "alembic"), "-x", f"url={pg_url}", "upgrade", "head"],
-        cwd=project.root,
-        env=project.env(SLOW="1"),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    doomed = project.start(
+        "upgrade", "head", url=pg_url, env=project.env(SLOW="1"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     _until(
         "the run sleeps in its second revision",
@@ -191,7 +175,7 @@ def test_a_killed_run_frees_the_lock_and_leaves_its_revision_undone(
             f" AND application_name = 'ccdash-migrate pid {doomed.pid} on {HOST}'"
         ),
     )
-    nxt = _start(project, pg_url, "-x", "lock_timeout=20", "upgrade", "head")  # less than the 30 s sleep
+    nxt = project.start("-x", "lock_timeout=20", "upgrade", "head", url=pg_url)  # less than the 30 s sleep
     assert nxt.stderr is not None
     assert nxt.stderr.readline().startswith("Database: ")
     assert f"Waiting for ccdash-migrate pid {doomed.pid} on {HOST}" in nxt.stderr.readline()

@@ -4,40 +4,15 @@ migration runs in another process."""
 from __future__ import annotations
 
 import json
-import re
-import subprocess
 import time
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import postgres_server
-from conftest import BIN, Project
+from conftest import Project
+from test_web import serving
 
 CHROMIUM = Path("/usr/bin/chromium")
-
-
-@contextmanager
-def serving(project: Project, url: str) -> Iterator[str]:
-    """``ccdash-migrate serve`` of the database ``url`` on a free port; yields the page's address."""
-    server = subprocess.Popen(
-        [str(BIN / "ccdash-migrate"), "-x", f"url={url}", "serve", "--port", "0"],
-        cwd=project.root,
-        env=project.env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert server.stdout is not None
-        line = server.stdout.readline()
-        found = re.search(r"(http://127\.0\.0\.1:\d+/)", line)
-        assert found, line + (server.stderr.read() if server.stderr else "")
-        yield found.group(1)
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 def _get(url: str) -> str:
@@ -96,14 +71,7 @@ def test_page_names_the_migration_running_and_shows_what_it_committed(
     project.write_revision("20260101000001", "20260101000000", "op.execute('SELECT pg_sleep(4)')", message="slow")
     database = pg_url.rsplit("/", 1)[1]
     with serving(project, pg_url) as url:
-        run = subprocess.Popen(
-            [str(BIN / "alembic"), "-x", f"url={pg_url}", "upgrade", "head"],
-            cwd=project.root,
-            env=project.env(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        run = project.start("upgrade", "head", url=pg_url)
         try:
             while run.poll() is None and _committed(pg_server, database) != [("20260101000000",)]:
                 time.sleep(0.05)

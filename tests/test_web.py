@@ -22,10 +22,11 @@ SCREENSHOTS = REPO / "tests" / "screenshots"
 
 
 @contextmanager
-def serving(project: Project) -> Iterator[str]:
-    """``ccdash-migrate serve`` on a free port; yields its address."""
+def serving(project: Project, url: str | None = None) -> Iterator[str]:
+    """``ccdash-migrate serve`` of the project's file (or the database ``url``) on a free port; yields its address."""
+    target = f"url={url}" if url else f"db={project.db}"
     server = subprocess.Popen(
-        [str(BIN / "ccdash-migrate"), "-x", f"db={project.db}", "serve", "--port", "0"],
+        [str(BIN / "ccdash-migrate"), "-x", target, "serve", "--port", "0"],
         cwd=project.root,
         env=project.env(),
         stdout=subprocess.PIPE,

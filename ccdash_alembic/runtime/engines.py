@@ -4,8 +4,8 @@ DuckDB (a file, ``ddl/``'s dialect and implementation) and PostgreSQL (a server,
 Alembic's own implementation) run the same revisions through the same history, checksums and guards. What
 differs, apart from opening and locking (``database``, ``server_lock``), is asked here: which engine a
 connection is, and the catalog reads the history needs (a table's columns, whether it exists), which on DuckDB
-go through ``ddl/catalog.py`` (the one reader of its catalog) and on PostgreSQL through ``information_schema``
-of the connection's current schema.
+go through ``ddl/catalog.py`` (the one reader of its catalog) and on PostgreSQL through SQLAlchemy's inspector
+(the connection's default schema).
 """
 
 from __future__ import annotations
@@ -46,14 +46,8 @@ def column_names(connection: Any, table: str) -> list[str]:
         return []
     if not isinstance(connection, sa.Connection) or is_duckdb(connection):
         return catalog.column_names(connection, table)
-    rows = connection.execute(
-        sa.text(
-            "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema()"
-            " AND table_name = :table ORDER BY ordinal_position"
-        ),
-        {"table": table},
-    )
-    return [str(r[0]) for r in rows]
+    inspector = sa.inspect(connection)
+    return [str(c["name"]) for c in inspector.get_columns(table)] if inspector.has_table(table) else []
 
 
 def has_table(connection: Any, table: str) -> bool:
@@ -62,8 +56,4 @@ def has_table(connection: Any, table: str) -> bool:
         return False
     if not isinstance(connection, sa.Connection) or is_duckdb(connection):
         return catalog.has_table(connection, table)
-    found = connection.execute(
-        sa.text("SELECT 1 FROM pg_tables WHERE schemaname = current_schema() AND tablename = :table"),
-        {"table": table},
-    )
-    return found.first() is not None
+    return bool(sa.inspect(connection).has_table(table))
