@@ -100,13 +100,17 @@ def test_drift_dirty_mark_and_failure_give_their_exit_codes_and_repair_clears_th
     assert repaired.returncode == 0 and "Cleared the dirty mark of revision 20260101000001" in repaired.stdout
     assert _run(project, pg_url, "validate").returncode == 0
 
-    project.write_revision("20260101000002", "20260101000001", "raise RuntimeError('no such column')", message="bad")
+    bad = "op.execute('SELECT no_such_column FROM schema_version')"  # the server's message has several lines
+    project.write_revision("20260101000002", "20260101000001", bad, message="bad")
     failed = _run(project, pg_url, "up")
     assert failed.returncode == ExitCode.MIGRATION_FAILED, failed.stderr
     assert _versions(pg_server, pg_url) == [("20260101000001",)]
     assert _run(project, pg_url, "validate").returncode == ExitCode.MIGRATION_FAILED
     last = status_parts(_run(project, pg_url, "status").stdout)[0]["Last failure"]
-    assert last.startswith("20260101000002 at ") and "no such column" in last
+    assert last.startswith("20260101000002 at ") and 'column "no_such_column" does not exist' in last
+    assert last.endswith("ccdash-migrate repair --clear-failure 20260101000002")  # one line, remedy included
+    recorded = json.loads(_run(project, pg_url, "history", "--json").stdout)[-1]
+    assert recorded["status"] == "failed" and "LINE 1" in recorded["error_message"]  # the history keeps it all
     cleared = _run(project, pg_url, "repair", "--clear-failure", "20260101000002")
     assert cleared.returncode == 0, cleared.stderr
     assert _run(project, pg_url, "validate").returncode == ExitCode.PENDING
