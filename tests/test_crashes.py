@@ -90,7 +90,7 @@ def _run_killed(project: Project, point: int) -> subprocess.CompletedProcess[str
 
 
 @pytest.mark.parametrize(
-    "points", [pytest.param(24, id="24-points"), pytest.param(0, id="every-statement", marks=pytest.mark.slow)]
+    "points", [pytest.param(12, id="12-points"), pytest.param(0, id="every-statement", marks=pytest.mark.slow)]
 )
 def test_sigkill_at_many_points_leaves_a_consistent_file(project: Project, tmp_path: Path, points: int) -> None:
     _crash_project(project)
