@@ -16,12 +16,15 @@ import socket
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 BIN_DIRS = (Path("/usr/lib/postgresql/15/bin"),)
 SUPERUSER = "postgres"
+GATE = 4242  # the advisory lock key a gated revision waits for (``Server.gate``)
+GATED = f'op.execute("SELECT pg_advisory_xact_lock({GATE})")'  # a revision's line that waits at the gate
 
 
 def bin_dir() -> Path:
@@ -82,6 +85,31 @@ class Server:
         name = f"{prefix}_{uuid.uuid4().hex[:12]}"
         self.sql(f'CREATE DATABASE "{name}"')
         return name
+
+    @contextmanager
+    def gate(self, database: str) -> Iterator[Callable[[], None]]:
+        """Hold the gate (advisory lock ``GATE``) on ``database`` until the returned function, or the end of the
+        block, opens it: a revision running ``GATED`` waits there exactly as long as the test wants, with no
+        sleep to guess."""
+        import psycopg
+
+        with psycopg.connect(self.dsn(database), autocommit=True) as connection:
+            connection.execute("SELECT pg_advisory_lock(%s)", (GATE,))
+
+            def open_gate() -> None:
+                connection.execute("SELECT pg_advisory_unlock(%s)", (GATE,))
+
+            yield open_gate
+
+    def waiting_at_gate(self, database: str) -> bool:
+        """Whether a session of ``database`` waits at the gate now."""
+        return bool(
+            self.sql(
+                f"SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objid = {GATE}"
+                " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+                database,
+            )
+        )
 
     def stop(self) -> None:
         drop, _ = _as_server_user()

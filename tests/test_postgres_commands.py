@@ -120,6 +120,7 @@ def _holder_of_the_run_lock(server: postgres_server.Server, database: str) -> in
     rows = server.sql(
         "SELECT l.pid FROM pg_locks l JOIN pg_database d ON d.oid = l.database"
         f" WHERE l.locktype = 'advisory' AND l.granted AND d.datname = '{database}'"
+        f" AND l.objid <> {postgres_server.GATE}"  # the test's own gate is not the run's lock
     )
     return int(rows[0][0]) if rows else None  # type: ignore[call-overload]
 
@@ -130,21 +131,22 @@ def test_status_reads_while_a_migration_runs_and_names_it(
     """A run in another process holds the run's lock in the middle of a revision: ``status`` and ``validate``
     read at once what it has committed and name it; the run then finishes untouched."""
     _two_revisions(project)
-    project.write_revision("20260101000002", "20260101000001", "op.execute('SELECT pg_sleep(3)')", message="slow step")
+    project.write_revision("20260101000002", "20260101000001", postgres_server.GATED, message="gated step")
     assert _run(project, pg_url, "upgrade", "20260101000000").returncode == 0
     database = pg_url.rsplit("/", 1)[1]
-    run = project.start("upgrade", "head", url=pg_url)
-    try:
-        backend = None
-        while backend is None and run.poll() is None:
-            time.sleep(0.05)
+    with pg_server.gate(database) as open_gate:
+        run = project.start("upgrade", "head", url=pg_url)
+        try:
+            while run.poll() is None and not pg_server.waiting_at_gate(database):
+                time.sleep(0.02)
             backend = _holder_of_the_run_lock(pg_server, database)
-        assert backend is not None, run.communicate()
-        status = _run(project, pg_url, "-x", "lock_timeout=0", "status")
-        validate = _run(project, pg_url, "-x", "lock_timeout=0", "validate", "--json")
-        still_running = run.poll() is None
-    finally:
-        out, err = run.communicate(timeout=120)
+            assert backend is not None, run.communicate()
+            status = _run(project, pg_url, "-x", "lock_timeout=0", "status")
+            validate = _run(project, pg_url, "-x", "lock_timeout=0", "validate", "--json")
+            still_running = run.poll() is None
+        finally:
+            open_gate()
+            out, err = run.communicate(timeout=120)
     assert still_running, "the run ended before status had read"
     assert status.returncode == 0, status.stderr
     fields, _ = status_parts(status.stdout)

@@ -12,16 +12,13 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import postgres_server
-import psycopg
 import pytest
 from conftest import Project, error_line
 
-GATE = 4242  # the advisory lock key a gated revision waits for
 HOST = socket.gethostname()
 FIRST, SECOND, THIRD = "20260101000000", "20260101000100", "20260101000200"
 PASSWORD = "s3cr3t-pw"
@@ -35,21 +32,9 @@ def _gated_revisions(project: Project) -> None:
         FIRST,
         upgrade=f"""
         op.create_table("b", sa.Column("id", sa.Integer, primary_key=True))
-        op.execute("SELECT pg_advisory_xact_lock({GATE})")
+        {postgres_server.GATED}
         """,
     )
-
-
-@contextmanager
-def _gate(server: postgres_server.Server, database: str) -> Iterator[Callable[[], None]]:
-    """Hold the gate on ``database`` until the returned function (or the end of the block) opens it."""
-    with psycopg.connect(server.dsn(database), autocommit=True) as connection:
-        connection.execute("SELECT pg_advisory_lock(%s)", (GATE,))
-
-        def open_gate() -> None:
-            connection.execute("SELECT pg_advisory_unlock(%s)", (GATE,))
-
-        yield open_gate
 
 
 def _until(what: str, check: Callable[[], object], seconds: float = 30) -> object:
@@ -61,16 +46,6 @@ def _until(what: str, check: Callable[[], object], seconds: float = 30) -> objec
             return found
         time.sleep(0.02)
     pytest.fail(f"never happened: {what}")
-
-
-def _waiting_at_gate(server: postgres_server.Server, database: str) -> Callable[[], bool]:
-    return lambda: bool(
-        server.sql(
-            f"SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objid = {GATE}"
-            f" AND database = (SELECT oid FROM pg_database WHERE datname = '{database}')",
-            database,
-        )
-    )
 
 
 def _ups(server: postgres_server.Server, database: str) -> list[tuple[object, ...]]:
@@ -93,9 +68,9 @@ def test_runs_on_one_database_wait_for_each_other_and_not_for_another_database(
 ) -> None:
     _gated_revisions(project)
     one, other = pg_server.new_database(), pg_server.new_database()
-    with _gate(pg_server, one) as open_gate:
+    with pg_server.gate(one) as open_gate:
         holder = project.start("upgrade", "head", url=pg_server.url(one))
-        _until("the first run waits at the gate", _waiting_at_gate(pg_server, one))
+        _until("the first run waits at the gate", lambda: pg_server.waiting_at_gate(one))
         named = f"ccdash-migrate pid {holder.pid} on {HOST}"
 
         # another database of the same server: not waited for
@@ -270,9 +245,9 @@ def _handed_over_run(
         stdin.write(f"{line}\n")
         stdin.flush()
 
-    with _gate(pg_server, given) as open_gate:
+    with pg_server.gate(given) as open_gate:
         say(f"{mode} {pg_server.url(given)}")
-        _until(f"the run on a handed {mode} waits at the gate", _waiting_at_gate(pg_server, given))
+        _until(f"the run on a handed {mode} waits at the gate", lambda: pg_server.waiting_at_gate(given))
         during = project.alembic(*other, pass_db=False)
         open_gate()
         assert stdout.readline() == "upgraded\n", program.stderr.read() if program.stderr else ""

@@ -68,27 +68,21 @@ def test_page_names_the_migration_running_and_shows_what_it_committed(
     project.write_revision(
         "20260101000000", None, "op.create_table('items', sa.Column('id', sa.Integer, primary_key=True))", message="a"
     )
-    project.write_revision("20260101000001", "20260101000000", "op.execute('SELECT pg_sleep(4)')", message="slow")
+    project.write_revision("20260101000001", "20260101000000", postgres_server.GATED, message="gated")
     database = pg_url.rsplit("/", 1)[1]
-    with serving(project, pg_url) as url:
+    with serving(project, pg_url) as url, pg_server.gate(database) as open_gate:
         run = project.start("upgrade", "head", url=pg_url)
         try:
-            while run.poll() is None and _committed(pg_server, database) != [("20260101000000",)]:
-                time.sleep(0.05)
+            while run.poll() is None and not pg_server.waiting_at_gate(database):
+                time.sleep(0.02)
             data = json.loads(_get(url + "status.json"))
             page = _get(url)
             still_running = run.poll() is None
         finally:
+            open_gate()
             out, err = run.communicate(timeout=120)
     assert still_running and run.returncode == 0, out + err
     assert data["migration_running"].startswith(f"ccdash-migrate pid {run.pid} ")
     assert data["current"] == ["20260101000000"]  # the first revision is committed, the slow one is running
     assert [r["state"] for r in data["revisions"]] == ["applied", "pending"]
     assert 'id="migrating"' in page and f"ccdash-migrate pid {run.pid} " in page
-
-
-def _committed(server: postgres_server.Server, database: str) -> list[tuple[object, ...]]:
-    """What ``alembic_version`` holds as committed (nothing before the table is)."""
-    if not server.sql("SELECT 1 FROM pg_tables WHERE tablename = 'alembic_version'", database):
-        return []
-    return server.sql("SELECT version_num FROM alembic_version", database)
