@@ -181,8 +181,24 @@ def user_error(config: Config, error: BaseException) -> MigrateError | None:
     if isinstance(error, SystemExit):
         return exit_in_revision_file(config, error)
     if isinstance(error, Exception):
-        return revision_problem(config, error) or write_failure(error)
+        return revision_problem(config, error) or write_failure(error) or server_refusal(error)
     return None
+
+
+INSUFFICIENT_PRIVILEGE = "42501"  # PostgreSQL's SQLSTATE for a user who may not do what was asked
+
+
+def server_refusal(error: Exception) -> MigrateError | None:
+    """A database server's refusal of the run's own reads and writes (not a revision's: that is the revision's
+    failure), e.g. a user who may not create the history tables or read ``alembic_version``: one line, exit
+    code 3, rather than a traceback."""
+    if getattr(getattr(error, "orig", None), "sqlstate", None) != INSUFFICIENT_PRIVILEGE:
+        return None
+    return DatabaseUnusable(
+        f"the server refused this user: {first_line(error)}",
+        "Run as a user who may create and change tables in the database's schema, or grant this one that; "
+        "nothing was changed",
+    )
 
 
 def exit_in_revision_file(config: Config, stop: SystemExit) -> MigrateError | None:

@@ -106,6 +106,8 @@ def test_drift_dirty_mark_and_failure_give_their_exit_codes_and_repair_clears_th
     assert failed.returncode == ExitCode.MIGRATION_FAILED, failed.stderr
     assert _versions(pg_server, pg_url) == [("20260101000001",)]
     assert _run(project, pg_url, "validate").returncode == ExitCode.MIGRATION_FAILED
+    findings = json.loads(_run(project, pg_url, "validate", "--json").stdout)["findings"]
+    assert [f["message"].count("\n") for f in findings if f["kind"] == "failed"] == [0]  # its first line only
     last = status_parts(_run(project, pg_url, "status").stdout)[0]["Last failure"]
     assert last.startswith("20260101000002 at ") and 'column "no_such_column" does not exist' in last
     assert last.endswith("ccdash-migrate repair --clear-failure 20260101000002")  # one line, remedy included
@@ -151,7 +153,7 @@ def test_status_reads_while_a_migration_runs_and_names_it(
     assert status.returncode == 0, status.stderr
     fields, _ = status_parts(status.stdout)
     running = fields["Migration"]
-    assert running.startswith(f"running: ccdash-migrate pid {run.pid} ") and f"process {backend} " in running
+    assert running.startswith(f"running: alembic pid {run.pid} ") and f"process {backend} " in running
     assert fields["Schema version"] == "agrees with alembic_version"  # one snapshot: never half a revision
     assert validate.returncode == ExitCode.PENDING
     notes = [f for f in json.loads(validate.stdout)["findings"] if f["kind"] == "note"]

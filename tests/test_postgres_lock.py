@@ -71,7 +71,7 @@ def test_runs_on_one_database_wait_for_each_other_and_not_for_another_database(
     with pg_server.gate(one) as open_gate:
         holder = project.start("upgrade", "head", url=pg_server.url(one))
         _until("the first run waits at the gate", lambda: pg_server.waiting_at_gate(one))
-        named = f"ccdash-migrate pid {holder.pid} on {HOST}"
+        named = f"alembic pid {holder.pid} on {HOST}"
 
         # another database of the same server: not waited for
         elsewhere = project.alembic(
@@ -147,13 +147,13 @@ def test_a_killed_run_frees_the_lock_and_leaves_its_revision_undone(
         "the run sleeps in its second revision",
         lambda: pg_server.sql(
             f"SELECT 1 FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(30)' AND datname = '{name}'"
-            f" AND application_name = 'ccdash-migrate pid {doomed.pid} on {HOST}'"
+            f" AND application_name = 'alembic pid {doomed.pid} on {HOST}'"
         ),
     )
     nxt = project.start("-x", "lock_timeout=20", "upgrade", "head", url=pg_url)  # less than the 30 s sleep
     assert nxt.stderr is not None
     assert nxt.stderr.readline().startswith("Database: ")
-    assert f"Waiting for ccdash-migrate pid {doomed.pid} on {HOST}" in nxt.stderr.readline()
+    assert f"Waiting for alembic pid {doomed.pid} on {HOST}" in nxt.stderr.readline()
     doomed.send_signal(signal.SIGKILL)
     killed_at = time.monotonic()
     doomed.wait()
@@ -163,7 +163,7 @@ def test_a_killed_run_frees_the_lock_and_leaves_its_revision_undone(
         "the next run holds the run's lock",
         lambda: pg_server.sql(
             "SELECT 1 FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE l.locktype = 'advisory'"
-            f" AND l.granted AND l.objsubid = 1 AND a.application_name = 'ccdash-migrate pid {nxt.pid} on {HOST}'"
+            f" AND l.granted AND l.objsubid = 1 AND a.application_name = 'alembic pid {nxt.pid} on {HOST}'"
         ),
     )
     took = time.monotonic() - killed_at

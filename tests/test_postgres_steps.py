@@ -234,19 +234,48 @@ def test_a_non_transactional_revision_runs_concurrently_under_the_dirty_mark(
     assert status_parts(project.migrate(*url, "status", pass_db=False).stdout)[0]["Dirty"] == "no"
 
 
+@pytest.mark.parametrize(
+    "commit",
+    [
+        "op.get_bind().exec_driver_sql('COMMIT')",
+        "op.execute('COMMIT AND CHAIN')",  # PostgreSQL's own form, which DuckDB's parser cannot read
+        "op.execute('/* done */ SAVEPOINT mine')",
+    ],
+)
 def test_a_commit_sent_through_the_driver_is_refused(
-    project: Project, pg_server: postgres_server.Server, pg_url: str
+    project: Project, pg_server: postgres_server.Server, pg_url: str, commit: str
 ) -> None:
     database = _database(pg_url)
     _items(project, pg_url)
-    project.write_revision(
-        SECOND, FIRST, "op.execute('CREATE TABLE half (id int)')\nop.get_bind().exec_driver_sql('COMMIT')"
-    )
+    project.write_revision(SECOND, FIRST, f"op.execute('CREATE TABLE half (id int)')\n{commit}")
     failed = project.alembic("-x", f"url={pg_url}", "upgrade", "head", pass_db=False)
     assert failed.returncode == 6, failed.stderr
-    assert "'COMMIT' manages the transaction" in error_line(failed)
+    assert "manages the transaction, which the revision already runs in" in error_line(failed)
     assert pg_server.sql("SELECT to_regclass('half') IS NULL", database) == [(True,)]
     assert pg_server.sql("SELECT version_num FROM alembic_version", database) == [(FIRST,)]
+
+
+@pytest.mark.parametrize(
+    "commit",
+    ["op.get_bind().connection.dbapi_connection.commit()", "op.get_bind().connection.cursor().execute('COMMIT')"],
+)
+def test_a_commit_past_every_hook_is_reported_as_committed_and_marks_the_database_dirty(
+    project: Project, pg_server: postgres_server.Server, pg_url: str, commit: str
+) -> None:
+    """A revision that commits through the driver's own connection or cursor, where no hook sees it: what it did
+    before is committed, and the run says so (not "nothing was applied") and marks the database dirty."""
+    database = _database(pg_url)
+    _items(project, pg_url)
+    project.write_revision(SECOND, FIRST, f"op.execute('CREATE TABLE half (id int)')\n{commit}")
+    failed = project.alembic("-x", f"url={pg_url}", "upgrade", "head", pass_db=False)
+    assert failed.returncode == 6, failed.stderr
+    line = error_line(failed)
+    assert "ended its own transaction" in line and "is committed and the database is marked dirty" in line
+    assert pg_server.sql("SELECT to_regclass('half') IS NULL", database) == [(False,)]  # committed, and said so
+    assert pg_server.sql("SELECT version_num FROM alembic_version", database) == [(FIRST,)]
+    assert status_parts(project.migrate("-x", f"url={pg_url}", "status", pass_db=False).stdout)[0]["Dirty"].startswith(
+        f"yes: {SECOND}"
+    )
 
 
 @pytest.mark.parametrize(
@@ -298,3 +327,54 @@ def test_the_postgresql_options_are_listed_and_checked(project: Project) -> None
     for bad in ("lock_retries=-1", "lock_retries=many", "revision_lock_timeout=nan", "revision_statement_timeout=-2"):
         refused = project.alembic("-x", bad, "upgrade", "head")
         assert refused.returncode == 2 and error_line(refused).startswith(f"error: option {bad.split('=')[0]!r}: ")
+
+
+_PROGRAM = textwrap.dedent(
+    """
+    import sys
+    import sqlalchemy as sa
+    from alembic import command
+    from alembic.config import Config
+
+    url, ini = sys.argv[1], sys.argv[2]
+    with sa.create_engine(url).connect() as connection:
+        connection.exec_driver_sql("CREATE TABLE app (x text)")
+        connection.commit()
+        connection.begin()
+        connection.exec_driver_sql("INSERT INTO app VALUES ('the work of the program')")
+        config = Config(ini)
+        config.attributes["connection"] = connection
+        try:
+            command.upgrade(config, "head")
+        except Exception as error:
+            print("raised", type(error).__name__)
+        print("open", connection.in_transaction())
+        print("rows", connection.exec_driver_sql("SELECT count(*) FROM app").scalar())
+        connection.commit()
+    """
+)
+
+
+def test_a_failing_revision_in_the_program_s_transaction_leaves_that_transaction_to_the_program(
+    project: Project, pg_server: postgres_server.Server, pg_url: str
+) -> None:
+    """Alembic's cookbook: a program hands over a connection in a transaction of its own. A revision that fails
+    is rolled back to its savepoint; the program's own work and the revisions before stay in its transaction,
+    which the run neither commits nor rolls back, and the program gets the error."""
+    database = _database(pg_url)
+    project.write_revision(FIRST, None, "op.create_table('items', sa.Column('id', sa.Integer))")
+    project.write_revision(SECOND, FIRST, "op.execute('CREATE TABLE half (id int)')\nraise RuntimeError('broken')")
+    ran = subprocess.run(
+        [sys.executable, "-c", _PROGRAM, pg_url, str(project.root / "alembic.ini")],
+        cwd=project.root,
+        env=project.env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert ran.stdout.split("\n")[:3] == ["raised MigrationFailed", "open True", "rows 1"], ran.stdout + ran.stderr
+    assert pg_server.sql("SELECT x FROM app", database) == [("the work of the program",)]  # the program committed
+    assert pg_server.sql("SELECT version_num FROM alembic_version", database) == [(FIRST,)]
+    assert pg_server.sql("SELECT to_regclass('items') IS NOT NULL, to_regclass('half') IS NULL", database) == [
+        (True, True)
+    ]

@@ -82,7 +82,7 @@ def test_page_names_the_migration_running_and_shows_what_it_committed(
             open_gate()
             out, err = run.communicate(timeout=120)
     assert still_running and run.returncode == 0, out + err
-    assert data["migration_running"].startswith(f"ccdash-migrate pid {run.pid} ")
+    assert data["migration_running"].startswith(f"alembic pid {run.pid} ")
     assert data["current"] == ["20260101000000"]  # the first revision is committed, the slow one is running
     assert [r["state"] for r in data["revisions"]] == ["applied", "pending"]
-    assert 'id="migrating"' in page and f"ccdash-migrate pid {run.pid} " in page
+    assert 'id="migrating"' in page and f"alembic pid {run.pid} " in page

@@ -10,6 +10,8 @@ line and exit code (``--raiseerr`` shows the traceback instead).
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -118,6 +120,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     config = Config(file_=chosen.path, ini_section=options.name, cmd_opts=options)
     try:
         _run(config, options)
+    except BrokenPipeError:
+        _reader_gone()
     except BaseException as error:
         problem = user_error(config, error)
         if problem is not None:
@@ -131,6 +135,14 @@ def _run(config: Config, options: argparse.Namespace) -> None:
     """Alembic's ``CommandLine.run_cmd`` without its handling of ``CommandError``, which ``main`` does."""
     fn, positional, kwarg = options.cmd
     fn(config, *[getattr(options, k, None) for k in positional], **{k: getattr(options, k, None) for k in kwarg})
+
+
+def _reader_gone() -> NoReturn:
+    """The output's reader went away (``status | head -3``): stop quietly, as shell tools do when SIGPIPE ends
+    them, rather than with a traceback; what the command did is done. Python would try to flush stdout again at
+    exit, so it is pointed at /dev/null first."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    raise SystemExit(128 + signal.SIGPIPE)
 
 
 def _stop(options: argparse.Namespace, error: MigrateError, cause: BaseException) -> NoReturn:

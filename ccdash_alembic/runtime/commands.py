@@ -233,11 +233,8 @@ def _last_failure_line(state: states.Status) -> str:
     if failure is None:
         return "none"
     more = len(state.failures) - 1
-    # the history keeps the whole message (PostgreSQL's carries DETAIL and the statement); status shows its first
-    # line, as every error line does
-    message = next((line.strip() for line in (failure.error_message or "").splitlines() if line.strip()), "")
     return (
-        f"{failure.version} at {failure.applied_at:%Y-%m-%d %H:%M:%S} UTC: {message}; "
+        f"{failure.version} at {failure.applied_at:%Y-%m-%d %H:%M:%S} UTC: {failure.error_line}; "
         f"{state.failure_remedy(failure)}" + (f" (and {more} more: ccdash-migrate validate)" if more else "")
     )
 

@@ -63,13 +63,15 @@ class Target:
         return self.path is not None and not self.path.exists()
 
     def describe(self) -> str:
-        where = str(self.path) if self.path is not None else shown(self.url.render_as_string(hide_password=True))
+        where = str(self.path) if self.path is not None else shown(self.url.render_as_string(hide_password=False))
         return f"{where} (from {self.source})"
 
 
 # A password in a URL as it was typed: user:PASSWORD@ (as SQLAlchemy parses it) or ?password=... (libpq's);
 # a message may repeat a URL that does not even parse.
-_PASSWORD = re.compile(r"(?P<keep>://[^:/]*:)[^@]*(?=@)|(?P<param>[?&]password=)[^&]*")
+# The password of a URL: after "user:" up to the LAST "@" (a password with an unescaped "@" in it is masked
+# whole, not up to its first "@"), or a password= parameter.
+_PASSWORD = re.compile(r"(?P<keep>://[^:/@]*:).*(?=@)|(?P<param>[?&]password=)[^&]*")
 
 
 def shown(url: str) -> str:
@@ -78,7 +80,14 @@ def shown(url: str) -> str:
 
 
 def resolve(settings: Settings, environ: Mapping[str, str] = os.environ) -> Target:
-    """Pick the database from the settings and the environment, refusing what cannot be a DuckDB file."""
+    """Pick the database from the settings and the environment, refusing what cannot be a database of this
+    layer, and options of the other engine (every command alike, those that only read as well)."""
+    target = _resolve(settings, environ)
+    settings.refuse_other_engine(target.server)
+    return target
+
+
+def _resolve(settings: Settings, environ: Mapping[str, str]) -> Target:
     if settings.db and settings.url:
         raise UsageError("both -x db and -x url were given", "Give one of them.")
     if settings.url:
@@ -99,9 +108,13 @@ def resolve(settings: Settings, environ: Mapping[str, str] = os.environ) -> Targ
 def _url_target(text: str, source: str, given: str) -> Target:
     """The target a DuckDB URL names (``-x url``, ``sqlalchemy.url``): a file, since a migration needs one."""
     try:
-        url = sa.make_url(text)
-    except sa.exc.ArgumentError as exc:
-        raise UsageError(f"{given!r} is not a database URL", "Use duckdb:///PATH.") from exc
+        url = sa.make_url(text)  # a port that is not a number is refused here (ValueError)
+    except (sa.exc.ArgumentError, ValueError):
+        raise UsageError(
+            f"{given!r} is not a database URL", "Use duckdb:///PATH or postgresql+psycopg://USER@HOST:PORT/DATABASE."
+        ) from None
+    if url.get_backend_name() == "postgres":  # the scheme libpq and many tools accept, which SQLAlchemy does not
+        url = url.set(drivername="postgresql" + url.drivername[len("postgres") :])
     if url.get_backend_name() == engines.POSTGRESQL:
         return Target(_postgresql_url(url, given), None, source)
     if url.get_backend_name() != engines.DUCKDB:
@@ -124,6 +137,11 @@ def _postgresql_url(url: URL, given: str) -> URL:
         )
     if not url.database:
         raise UsageError(f"{given} names no database", "Add it: postgresql+psycopg://USER@HOST/DATABASE.")
+    if "@" in (url.host or ""):  # "user:pass@word@host": the part of the password after its "@" read as the host
+        raise UsageError(
+            f"{given} has an '@' after the user's password and before the host",
+            "Write an '@' in a password as %40, or give the password through ~/.pgpass or PGPASSWORD",
+        )
     if importlib.util.find_spec("psycopg") is None:
         raise UsageError(
             f"PostgreSQL needs the psycopg driver, which is not installed ({given})",

@@ -91,8 +91,11 @@ def run(
             _write_revision(context, target_metadata)
             return
         handed = config.attributes.get(database.HANDED_OVER)
-        target = database.resolve(settings) if handed is None else database.handed_over(handed)
-        settings.refuse_other_engine(target.server)
+        if handed is None:
+            target = database.resolve(settings)
+        else:
+            target = database.handed_over(handed)
+            settings.refuse_other_engine(target.server)
         output.announce(config, f"Database: {target.describe()}")
         runner = _Runner(context, settings, target, target_metadata, handed)
         config.attributes[REPORT] = runner.report
@@ -229,16 +232,35 @@ class _TimedStep:
             with _refusing_transaction_statements(context):
                 return self._step.migration_fn(*args, **kw)
 
-        result = step_limits.in_transaction(context, self._runner.settings, code)
+        try:
+            result = step_limits.in_transaction(context, self._runner.settings, code)
+        except sa.exc.DBAPIError as error:
+            # PostgreSQL: the savepoint the revision ran from is gone, so the transaction it lived in was ended
+            # by the revision itself (a COMMIT through the driver's own connection or cursor)
+            if getattr(error.orig, "sqlstate", None) == SAVEPOINT_GONE:
+                raise _ended_its_transaction() from error
+            raise
         if _ended_since(context, transaction):
-            raise EndedItsTransaction(
-                "the revision ended its own transaction (a COMMIT or ROLLBACK, or connection.commit()), "
-                "so what it did before that is committed and nothing after it was checked"
-            )
+            raise _ended_its_transaction()
         return result
 
 
-_TRANSACTION_WORD = re.compile(r"\b(begin|start|commit|end|rollback|abort)\b", re.IGNORECASE)
+def _ended_its_transaction() -> EndedItsTransaction:
+    return EndedItsTransaction(
+        "the revision ended its own transaction (a COMMIT or ROLLBACK, or connection.commit()), "
+        "so what it did before that is committed and nothing after it was checked"
+    )
+
+
+_TRANSACTION_WORD = re.compile(r"\b(begin|start|commit|end|rollback|abort|savepoint|release|prepare)\b", re.IGNORECASE)
+# A statement that begins (after comments) with a word that manages transactions, for text DuckDB's parser
+# cannot read: PostgreSQL's own forms (COMMIT AND CHAIN, SAVEPOINT, PREPARE TRANSACTION, ...).
+_LEADING_TRANSACTION_WORD = re.compile(
+    r"^\s*(?:(?:--[^\n]*(?:\n|$)|/\*.*?\*/)\s*)*"
+    r"(begin|start\s+transaction|commit|end|rollback|abort|savepoint|release|prepare\s+transaction)\b",
+    re.IGNORECASE | re.DOTALL,
+)
+SAVEPOINT_GONE = "3B001"  # PostgreSQL's SQLSTATE for a savepoint that no longer exists
 
 
 def _refuse_transaction_statement(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
@@ -246,8 +268,14 @@ def _refuse_transaction_statement(conn: Any, cursor: Any, statement: str, *args:
     ``exec_driver_sql("COMMIT")``) before DuckDB runs it: run, it would commit half the revision, and what follows
     would run in autocommit, past every check. (``op.execute`` refuses the same text; this is for what skips it.)"""
     if _TRANSACTION_WORD.search(statement):
-        with contextlib.suppress(duckdb.Error):  # text DuckDB cannot parse: DuckDB says so when it runs it
+        try:
             statements.split(statement)
+        except duckdb.Error:  # text DuckDB cannot parse: the database says what is wrong when it runs it, unless
+            found = _LEADING_TRANSACTION_WORD.match(statement)
+            if found:
+                raise statements.TransactionStatement(
+                    f"{statement.strip()[:60]!r} manages the transaction, which the revision already runs in; remove it"
+                ) from None
 
 
 @contextlib.contextmanager
@@ -324,6 +352,7 @@ class _Runner:
         self.existed = False
         self._backup: backup.Backup | None = None
         self._outside_transaction_started = False  # a non-transactional step commits as it goes
+        self._callers_transaction = False  # the steps run in a transaction the calling program opened
 
     def _configure(self, **kw: Any) -> MigrationContext:
         self.policy = preflight.policy(self.settings, existing=self.existed)
@@ -433,6 +462,7 @@ class _Runner:
     def _run_on(self, connection: sa.Connection, callers_transaction: bool = False) -> None:
         """Run the command on an open connection; ``callers_transaction``: the steps run in a transaction the
         caller opened, which is left to the caller to commit (Alembic then runs them all in it)."""
+        self._callers_transaction = callers_transaction
         migration_context = self._configure(connection=connection)
         try:
             if preflight.mutates(migration_context):
@@ -476,10 +506,17 @@ class _Runner:
                 connection.exec_driver_sql("PRAGMA disable_checkpoint_on_shutdown")
             return None
         with contextlib.suppress(sa.exc.SQLAlchemyError):  # a full disk: reported, but not recorded
-            self.recorder.record_failure(connection, migration_context)
+            self._record_failure(connection, migration_context)
         failed = failure.as_error()
         self._run_failure_hook(failure, failed)
         return failed
+
+    def _record_failure(self, connection: sa.Connection, migration_context: MigrationContext) -> None:
+        """Record the failed step in a transaction of its own, except in a transaction the calling program
+        opened: that is the program's to commit or roll back (recording would end it, and with it the program's
+        own work), and the program gets the error."""
+        if not self._callers_transaction:
+            self.recorder.record_failure(connection, migration_context)
 
     def _checkpoint(self, connection: sa.Connection) -> None:
         """Leave the file holding the whole result: no write-ahead log to replay (a server keeps its own)."""
@@ -498,7 +535,7 @@ class _Runner:
         if stopped is None:
             return interrupted()  # between steps: every step so far committed
         with contextlib.suppress(sa.exc.SQLAlchemyError, KeyboardInterrupt):
-            self.recorder.record_failure(connection, migration_context)
+            self._record_failure(connection, migration_context)
         how = (
             "its statements before the interruption stay applied and the database is marked dirty"
             if not is_transactional(stopped.step) or stopped.committed_part

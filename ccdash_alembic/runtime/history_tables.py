@@ -86,3 +86,9 @@ class Step:
     installed_by: str | None = None
     hostname: str | None = None
     tool_version: str | None = None
+
+    @property
+    def error_line(self) -> str:
+        """The first line of ``error_message``, for the one-line summaries of status and validate: the row keeps
+        the whole message (PostgreSQL's carries DETAIL and the statement)."""
+        return next((line.strip() for line in (self.error_message or "").splitlines() if line.strip()), "")

@@ -45,7 +45,7 @@ def refuse_when_dirty(connection: sa.Connection) -> None:
             f"the database is marked dirty: revision {version} ran outside a transaction and did not finish "
             f"(since {since:%Y-%m-%d %H:%M} UTC)",
             "Check the database, then run ccdash-migrate repair to clear the mark, "
-            "or restore a backup with ccdash-migrate restore",
+            "or restore a backup (ccdash-migrate restore; pg_restore on PostgreSQL)",
         )
 
 

@@ -61,13 +61,15 @@ class Failure:
             return MigrationFailed(
                 what,
                 "It had ended its own transaction before, so what it did until then is committed and the database "
-                "is marked dirty; check it, then run ccdash-migrate repair, or ccdash-migrate restore",
+                "is marked dirty; check it, then run ccdash-migrate repair, or restore a backup "
+                "(ccdash-migrate restore; pg_restore on PostgreSQL)",
             )
         if not is_transactional(self.step):
             return MigrationFailed(
                 what,
                 "It ran outside a transaction, so the statements before the failing one stay applied and the "
-                "database is marked dirty; check it, then run ccdash-migrate repair, or ccdash-migrate restore",
+                "database is marked dirty; check it, then run ccdash-migrate repair, or restore a backup "
+                "(ccdash-migrate restore; pg_restore on PostgreSQL)",
             )
         # an error that knows its remedy (a limit of step_limits) says it; any other is the revision's to fix
         todo = getattr(self.error, "todo", None) or "fix the revision and run again"

@@ -26,9 +26,9 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ccdash_alembic.errors import Locked
+from ccdash_alembic.errors import DatabaseUnusable, Locked
 
-APPLICATION_NAME = "ccdash-migrate"
+APPLICATION_NAME = "ccdash-alembic"  # how a run from a program of its own (the Python API) names itself
 _NAME_BYTES = 63  # PostgreSQL cuts application_name to NAMEDATALEN - 1 bytes
 VERSION_TABLE = "alembic_version"
 _TAKEN = "ccdash_alembic.server_lock"  # connection.info key: the session lock to give back in release()
@@ -37,10 +37,17 @@ _TAKEN = "ccdash_alembic.server_lock"  # connection.info key: the session lock t
 CLIENT_CHECK_MS = 1000
 
 
+def _program() -> str:
+    """The command the run came from (``alembic``, ``ccdash-migrate``), or this package's name for a program of
+    its own that calls it (the Python API, a test runner)."""
+    program = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return program if program in ("alembic", "ccdash-migrate") else APPLICATION_NAME
+
+
 def application_name() -> str:
     """What ``pg_stat_activity`` shows for a run: the program, its own process id and host, so a waiting run (or
     an operator) can find the migrating process itself, not only the server process that serves it."""
-    name = f"{APPLICATION_NAME} pid {os.getpid()} on {socket.gethostname()}"
+    name = f"{_program()} pid {os.getpid()} on {socket.gethostname()}"
     return name.encode()[:_NAME_BYTES].decode(errors="ignore")
 
 
@@ -77,7 +84,15 @@ class Holder:
 
 
 def key(connection: Connection, table: str = VERSION_TABLE) -> int:
-    return int(connection.execute(_KEY, {"table": table}).scalar_one())
+    """The lock's key for the connection's database and schema; a session whose search_path names no schema
+    that exists has none to work in, which is said in one line (exit code 3)."""
+    found = connection.execute(_KEY, {"table": table}).scalar_one()
+    if found is None:  # current_schema() is NULL
+        raise DatabaseUnusable(
+            "the database has no schema to work in: no schema on the search_path exists",
+            "Create the schema, or set search_path to one that exists (the URL's options=-csearch_path=...)",
+        )
+    return int(found)
 
 
 def holder(connection: Connection, lock_key: int) -> Holder | None:
@@ -125,7 +140,8 @@ def _attempt(connection: Connection, lock_key: int, callers: bool, wait: float) 
     try:
         with connection.begin_nested():
             previous = connection.execute(sa.text("SELECT current_setting('lock_timeout')")).scalar_one()
-            _set_lock_timeout(connection, f"{max(1, int(wait * 1000))}ms")  # 0 would be no limit at all
+            # 0 would be no limit at all; PostgreSQL takes at most an int of milliseconds (24.8 days)
+            _set_lock_timeout(connection, f"{min(max(1, int(wait * 1000)), 2**31 - 1)}ms")
             connection.execute(sa.text(f"SELECT pg_advisory_{scope}lock(:k)"), {"k": lock_key})
             _set_lock_timeout(connection, previous)  # a caller's transaction goes on with its own setting
     except sa.exc.DBAPIError as exc:

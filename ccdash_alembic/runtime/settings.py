@@ -69,6 +69,19 @@ def _seconds(value: str) -> float:
     return number
 
 
+# The longest wait PostgreSQL takes for lock_timeout and statement_timeout (an int of milliseconds).
+SERVER_LIMIT_SECONDS = 2_147_483
+
+
+def _server_seconds(value: str) -> float:
+    """A PostgreSQL limit in seconds: 0 or more, and no more than the server takes, so a value it would refuse
+    is refused here (exit code 2) rather than failing the first revision."""
+    number = _seconds(value)
+    if number > SERVER_LIMIT_SECONDS:
+        raise ValueError(f"expected at most {SERVER_LIMIT_SECONDS} seconds (PostgreSQL's longest), got {value!r}")
+    return number
+
+
 def _duckdb_setting(setting: str, example: str) -> Callable[[str], str]:
     """A parser that asks DuckDB itself, on a private in-memory database, whether it accepts the value, so a
     value it would refuse is refused before the user's database is opened (and the check follows DuckDB's
@@ -127,10 +140,12 @@ class Settings:
     revision_lock_timeout: float = _option(
         5.0,
         "PostgreSQL: seconds each revision's statements wait for a lock before the revision is retried (0: no limit)",
-        _seconds,
+        _server_seconds,
     )
     revision_statement_timeout: float = _option(
-        300.0, "PostgreSQL: seconds any one statement of a revision may run before it fails (0: no limit)", _seconds
+        300.0,
+        "PostgreSQL: seconds any one statement of a revision may run before it fails (0: no limit)",
+        _server_seconds,
     )
     lock_retries: int = _option(
         3, "PostgreSQL: times a revision that waited too long for a lock is run again before it fails", _whole(0, 100)

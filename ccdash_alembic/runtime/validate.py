@@ -258,7 +258,7 @@ def state_findings(state: Status) -> list[Finding]:
         Finding(
             "failed",
             failure.version,
-            f"failed at {failure.applied_at:%Y-%m-%d %H:%M} UTC: {failure.error_message}; "
+            f"failed at {failure.applied_at:%Y-%m-%d %H:%M} UTC: {failure.error_line}; "
             + state.failure_remedy(failure),
         )
         for failure in state.failures
