@@ -164,6 +164,8 @@ class _Server(socketserver.ForkingMixIn, socketserver.UnixStreamServer):
 def _serve(path: str) -> None:
     for program in PROGRAMS:
         _entry_point(program)
+    import sqlalchemy.dialects.postgresql.psycopg  # noqa: F401  (what a run on PostgreSQL loads: psycopg, libpq)
+
     import ccdash_alembic.runtime.api  # noqa: F401  (what env.py and the commands import)
 
     sys.dont_write_bytecode = True
