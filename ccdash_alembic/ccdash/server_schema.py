@@ -56,5 +56,4 @@ def recognise(connection: Any) -> Recognition:
 
 def _tables(connection: sa.Connection) -> list[str]:
     """The tables of the connection's current schema, this layer's own left out, sorted."""
-    rows = connection.execute(sa.text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"))
-    return sorted(str(name) for (name,) in rows if name not in OWN_TABLES)
+    return sorted(name for name in sa.inspect(connection).get_table_names() if name not in OWN_TABLES)
