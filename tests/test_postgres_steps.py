@@ -130,6 +130,20 @@ def test_a_handed_over_session_keeps_its_own_settings(
     assert pg_server.sql("SELECT count(*) FROM t", _database(pg_url)) == [(0,)]
 
 
+def _upgrade_while_held(
+    project: Project, server: postgres_server.Server, url: str, release: float | None, *options: str
+) -> tuple[subprocess.CompletedProcess[str], int]:
+    """``upgrade head`` with ``options`` while the holding session (``_hold_items``) keeps items locked; returns
+    the run and the holding session's server pid."""
+    holder, session = _hold_items(server, _database(url), release)
+    try:
+        extra = [word for option in options for word in ("-x", option)]
+        return project.alembic("-x", f"url={url}", *extra, "upgrade", "head", pass_db=False), session
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 def test_a_lock_never_released_fails_the_revision_naming_the_holder(
     project: Project, pg_server: postgres_server.Server, pg_url: str, tmp_path: Path
 ) -> None:
@@ -137,15 +151,9 @@ def test_a_lock_never_released_fails_the_revision_naming_the_holder(
     _items(project, pg_url)
     attempts = tmp_path / "attempts"
     _counting_attempts(project, attempts)
-    holder, session = _hold_items(pg_server, database)
-    try:
-        failed = project.alembic(
-            "-x", f"url={pg_url}", "-x", "revision_lock_timeout=0.2", "-x", "lock_retries=2", "upgrade", "head",
-            pass_db=False,
-        )  # fmt: skip
-    finally:
-        holder.kill()
-        holder.wait()
+    failed, session = _upgrade_while_held(
+        project, pg_server, pg_url, None, "revision_lock_timeout=0.2", "lock_retries=2"
+    )
     assert failed.returncode == 6, failed.stderr
     line = error_line(failed)
     assert "revision_lock_timeout (0.2 s) in each of 3 attempts; the lock is held by shop-frontend (" in line, line
@@ -166,15 +174,7 @@ def test_a_lock_released_while_the_revision_retries_lets_the_run_succeed(
     _items(project, pg_url)
     attempts = tmp_path / "attempts"
     _counting_attempts(project, attempts)
-    holder, _ = _hold_items(pg_server, database, release=1.0)
-    try:
-        done = project.alembic(
-            "-x", f"url={pg_url}", "-x", "revision_lock_timeout=0.3", "-x", "lock_retries=10", "upgrade", "head",
-            pass_db=False,
-        )  # fmt: skip
-    finally:
-        holder.kill()
-        holder.wait()
+    done, _ = _upgrade_while_held(project, pg_server, pg_url, 1.0, "revision_lock_timeout=0.3", "lock_retries=10")
     assert done.returncode == 0, done.stderr
     assert len(attempts.read_text().splitlines()) >= 2
     assert pg_server.sql("SELECT version_num FROM alembic_version", database) == [(SECOND,)]

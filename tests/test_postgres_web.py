@@ -6,13 +6,10 @@ from __future__ import annotations
 import json
 import time
 import urllib.request
-from pathlib import Path
 
 import postgres_server
 from conftest import Project
-from test_web import serving
-
-CHROMIUM = Path("/usr/bin/chromium")
+from test_web import chromium_page, serving
 
 
 def _get(url: str) -> str:
@@ -24,42 +21,31 @@ def _get(url: str) -> str:
 def test_status_page_of_a_postgresql_database_in_chromium(project: Project, pg_url: str) -> None:
     """One revision applied, one failed, one pending behind it: the page draws each in its state, names the
     engine, lists the history with the failure, and shows nothing of DuckDB's."""
-    from playwright.sync_api import sync_playwright
-
-    assert CHROMIUM.exists(), "install Chromium first: apt-get install chromium (the README's test command does)"
     project.write_revision(
         "20260101000000", None, "op.create_table('items', sa.Column('id', sa.Integer, primary_key=True))", message="a"
     )
     project.write_revision("20260101000001", "20260101000000", "op.add_column('items', sa.Column('x', sa.Nope))")
     project.write_revision("20260101000002", "20260101000001", message="c")
     assert project.migrate("-x", f"url={pg_url}", "up", pass_db=False).returncode == 6
-    with serving(project, pg_url) as url, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+    with serving(project, pg_url) as url, chromium_page() as page:
+        response = page.goto(url)
+        assert response is not None and response.status == 200
+        states = page.eval_on_selector_all(
+            "#graph g.node", "nodes => nodes.map(n => [n.dataset.revision, n.dataset.state])"
         )
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            response = page.goto(url)
-            assert response is not None and response.status == 200
-            states = page.eval_on_selector_all(
-                "#graph g.node", "nodes => nodes.map(n => [n.dataset.revision, n.dataset.state])"
-            )
-            assert states == [
-                ["20260101000000", "applied"],
-                ["20260101000001", "failed"],
-                ["20260101000002", "pending"],
-            ]
-            assert page.locator("#engine").inner_text().startswith("PostgreSQL 15.")
-            assert "Nope" in page.locator("#failure").inner_text()
-            assert page.locator("#pending").inner_text().startswith("2 pending")
-            rows = page.locator("#history tbody tr")
-            assert rows.count() == 2
-            assert "failed" in rows.nth(0).inner_text() and "success" in rows.nth(1).inner_text()
-            assert page.locator("#timings g.bar").count() == 1
-            assert page.locator("#in-use, #migrating").count() == 0 and "DuckDB" not in page.content()
-        finally:
-            browser.close()
+        assert states == [
+            ["20260101000000", "applied"],
+            ["20260101000001", "failed"],
+            ["20260101000002", "pending"],
+        ]
+        assert page.locator("#engine").inner_text().startswith("PostgreSQL 15.")
+        assert "Nope" in page.locator("#failure").inner_text()
+        assert page.locator("#pending").inner_text().startswith("2 pending")
+        rows = page.locator("#history tbody tr")
+        assert rows.count() == 2
+        assert "failed" in rows.nth(0).inner_text() and "success" in rows.nth(1).inner_text()
+        assert page.locator("#timings g.bar").count() == 1
+        assert page.locator("#in-use, #migrating").count() == 0 and "DuckDB" not in page.content()
 
 
 def test_page_names_the_migration_running_and_shows_what_it_committed(

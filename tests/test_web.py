@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from conftest import BIN, REPO, Project, hold
 
@@ -42,6 +43,24 @@ def serving(project: Project, url: str | None = None) -> Iterator[str]:
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+@contextmanager
+def chromium_page() -> Iterator[Any]:
+    """A page of the system's Chromium (Playwright drives it; no browser is downloaded), 1280 pixels wide,
+    closed with its browser at the end."""
+    from playwright.sync_api import sync_playwright
+
+    assert CHROMIUM.exists(), "install Chromium first: apt-get install chromium (the README's test command does)"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+        )
+        try:
+            yield browser.new_page(viewport={"width": 1280, "height": 900})
+        finally:
+            browser.close()
 
 
 def _get(url: str, method: str = "GET") -> tuple[int, dict[str, str], str]:
@@ -146,51 +165,40 @@ def test_page_says_when_the_database_is_in_use(project: Project) -> None:
 def test_status_page_in_chromium(project: Project) -> None:
     """The page loads in a real browser, shows the pending and the failed revision, draws the graph and the
     timing chart; the screenshot is kept in tests/screenshots/."""
-    from playwright.sync_api import sync_playwright
-
-    assert CHROMIUM.exists(), "install Chromium first: apt-get install chromium (the README's test command does)"
     _applied_failed_pending(project)
     SCREENSHOTS.mkdir(exist_ok=True)
     shot = SCREENSHOTS / "status-page.png"
     shot.unlink(missing_ok=True)
-    with serving(project) as url, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+    with serving(project) as url, chromium_page() as page:
+        failed_requests: list[str] = []
+        page.on("requestfailed", lambda request: failed_requests.append(request.url))
+        response = page.goto(url)
+        assert response is not None and response.status == 200
+        assert page.title() == "CCDash migrations"
+
+        states = page.eval_on_selector_all(
+            "#graph g.node", "nodes => nodes.map(n => [n.dataset.revision, n.dataset.state])"
         )
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            failed_requests: list[str] = []
-            page.on("requestfailed", lambda request: failed_requests.append(request.url))
-            response = page.goto(url)
-            assert response is not None and response.status == 200
-            assert page.title() == "CCDash migrations"
+        assert states == [
+            ["20250101000001", "applied"],
+            ["20250101000002", "failed"],
+            ["20250101000003", "pending"],
+        ]
+        graph = page.locator("#graph").bounding_box()
+        assert graph is not None and graph["width"] > 200 and graph["height"] > 80
+        assert page.locator("#graph circle").count() == 3 and page.locator("#graph line").count() == 2
+        colours = page.eval_on_selector_all("#graph circle", "cs => cs.map(c => getComputedStyle(c).fill)")
+        assert len(set(colours)) == 3  # applied, failed and pending are told apart
 
-            states = page.eval_on_selector_all(
-                "#graph g.node", "nodes => nodes.map(n => [n.dataset.revision, n.dataset.state])"
-            )
-            assert states == [
-                ["20250101000001", "applied"],
-                ["20250101000002", "failed"],
-                ["20250101000003", "pending"],
-            ]
-            graph = page.locator("#graph").bounding_box()
-            assert graph is not None and graph["width"] > 200 and graph["height"] > 80
-            assert page.locator("#graph circle").count() == 3 and page.locator("#graph line").count() == 2
-            colours = page.eval_on_selector_all("#graph circle", "cs => cs.map(c => getComputedStyle(c).fill)")
-            assert len(set(colours)) == 3  # applied, failed and pending are told apart
-
-            assert page.locator("#failure").is_visible()
-            assert "no such column: <b>colour</b>" in page.locator("#failure").inner_text()
-            assert page.locator("#pending").inner_text().startswith("2 pending")
-            bar = page.locator('#timings g.bar[data-revision="20250101000001"] rect').bounding_box()
-            assert bar is not None and bar["width"] > 100  # the only timed revision has the longest bar
-            rows = page.locator("#history tbody tr")
-            assert rows.count() == 2 and "failed" in rows.nth(0).inner_text()
-            assert failed_requests == []
-            page.screenshot(path=str(shot), full_page=True)
-        finally:
-            browser.close()
+        assert page.locator("#failure").is_visible()
+        assert "no such column: <b>colour</b>" in page.locator("#failure").inner_text()
+        assert page.locator("#pending").inner_text().startswith("2 pending")
+        bar = page.locator('#timings g.bar[data-revision="20250101000001"] rect').bounding_box()
+        assert bar is not None and bar["width"] > 100  # the only timed revision has the longest bar
+        rows = page.locator("#history tbody tr")
+        assert rows.count() == 2 and "failed" in rows.nth(0).inner_text()
+        assert failed_requests == []
+        page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000
 
 
@@ -220,49 +228,38 @@ def _long_names(project: Project) -> None:
 def test_long_names_fit_a_1280_pixel_window(project: Project) -> None:
     """Long revision names are drawn whole in the graph (wrapped onto further lines, inside the SVG), and the
     page, its history table included, fits a 1280-pixel window: nothing scrolls sideways, no cell overflows."""
-    from playwright.sync_api import sync_playwright
-
-    assert CHROMIUM.exists(), "install Chromium first: apt-get install chromium (the README's test command does)"
     _long_names(project)
     SCREENSHOTS.mkdir(exist_ok=True)
     shot = SCREENSHOTS / "status-page-long-names.png"
     shot.unlink(missing_ok=True)
-    with serving(project) as url, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+    with serving(project) as url, chromium_page() as page:
+        response = page.goto(url)
+        assert response is not None and response.status == 200
+        viewport = page.evaluate("() => [window.innerWidth, document.documentElement.scrollWidth]")
+        assert viewport[1] <= viewport[0] == 1280, viewport  # no horizontal scroll
+
+        # Every label ends inside the SVG, and each node's labels together hold its whole name.
+        overhang = page.eval_on_selector_all(
+            "#graph text.label",
+            "ts => ts.map(t => t.getBBox().x + t.getBBox().width - t.ownerSVGElement.width.baseVal.value)",
         )
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            response = page.goto(url)
-            assert response is not None and response.status == 200
-            viewport = page.evaluate("() => [window.innerWidth, document.documentElement.scrollWidth]")
-            assert viewport[1] <= viewport[0] == 1280, viewport  # no horizontal scroll
+        assert overhang and max(overhang) <= 0, overhang
+        labels = page.eval_on_selector_all(
+            "#graph g.node",
+            "gs => gs.map(g => [g.dataset.revision, [...g.querySelectorAll('text.label')]"
+            ".map(t => t.textContent.trim()).join(' ')])",
+        )
+        for revision, text in labels:  # every character of the name, in order (lines break anywhere)
+            assert "".join(LONG_NAMES[revision].split()) in "".join(text.split()), (revision, text)
+        graph = page.locator("#graph").bounding_box()
+        assert graph is not None and graph["x"] + graph["width"] <= 1280
 
-            # Every label ends inside the SVG, and each node's labels together hold its whole name.
-            overhang = page.eval_on_selector_all(
-                "#graph text.label",
-                "ts => ts.map(t => t.getBBox().x + t.getBBox().width - t.ownerSVGElement.width.baseVal.value)",
-            )
-            assert overhang and max(overhang) <= 0, overhang
-            labels = page.eval_on_selector_all(
-                "#graph g.node",
-                "gs => gs.map(g => [g.dataset.revision, [...g.querySelectorAll('text.label')]"
-                ".map(t => t.textContent.trim()).join(' ')])",
-            )
-            for revision, text in labels:  # every character of the name, in order (lines break anywhere)
-                assert "".join(LONG_NAMES[revision].split()) in "".join(text.split()), (revision, text)
-            graph = page.locator("#graph").bounding_box()
-            assert graph is not None and graph["x"] + graph["width"] <= 1280
-
-            table = page.locator("#history").bounding_box()
-            assert table is not None and table["x"] + table["width"] <= 1280
-            spilling = page.eval_on_selector_all(
-                "#history td", "cells => cells.filter(c => c.scrollWidth > c.clientWidth).map(c => c.textContent)"
-            )
-            assert spilling == []
-            assert LONG_ERROR in page.locator("#history").inner_text().replace("\n", "")
-            page.screenshot(path=str(shot), full_page=True)
-        finally:
-            browser.close()
+        table = page.locator("#history").bounding_box()
+        assert table is not None and table["x"] + table["width"] <= 1280
+        spilling = page.eval_on_selector_all(
+            "#history td", "cells => cells.filter(c => c.scrollWidth > c.clientWidth).map(c => c.textContent)"
+        )
+        assert spilling == []
+        assert LONG_ERROR in page.locator("#history").inner_text().replace("\n", "")
+        page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000

@@ -67,10 +67,8 @@ class Target:
         return f"{where} (from {self.source})"
 
 
-# A password in a URL as it was typed: user:PASSWORD@ (as SQLAlchemy parses it) or ?password=... (libpq's);
-# a message may repeat a URL that does not even parse.
-# The password of a URL: after "user:" up to the LAST "@" (a password with an unescaped "@" in it is masked
-# whole, not up to its first "@"), or a password= parameter.
+# The password of a URL as it was typed (a message may repeat a URL that does not even parse): after "user:" up
+# to the LAST "@" (a password with an unescaped "@" in it is masked whole), or libpq's password= parameter.
 _PASSWORD = re.compile(r"(?P<keep>://[^:/@]*:).*(?=@)|(?P<param>[?&]password=)[^&]*")
 
 

@@ -271,8 +271,7 @@ def _refuse_transaction_statement(conn: Any, cursor: Any, statement: str, *args:
         try:
             statements.split(statement)
         except duckdb.Error:  # text DuckDB cannot parse: the database says what is wrong when it runs it, unless
-            found = _LEADING_TRANSACTION_WORD.match(statement)
-            if found:
+            if _LEADING_TRANSACTION_WORD.match(statement):
                 raise statements.TransactionStatement(
                     f"{statement.strip()[:60]!r} manages the transaction, which the revision already runs in; remove it"
                 ) from None

@@ -37,6 +37,7 @@ from alembic.script import Script, ScriptDirectory
 from sqlalchemy.engine import URL, Connection
 
 from ccdash_alembic.ddl import catalog, census
+from ccdash_alembic.ddl.tabledef import quote
 from ccdash_alembic.errors import MigrateError, MigrationFailed, UsageError, first_line
 from ccdash_alembic.runtime import database, filecopy
 from ccdash_alembic.runtime.backup import server_command
@@ -228,11 +229,6 @@ def pending(config: Config, heads: tuple[str, ...], destination: str) -> list[tu
     return [(r.revision, r.doc) for r in reversed(list(upcoming)) if isinstance(r, Script) and r.revision not in heads]
 
 
-def _quote(identifier: str) -> str:
-    """A PostgreSQL identifier in double quotes, as it is whatever its case or characters."""
-    return '"' + identifier.replace('"', '""') + '"'
-
-
 def server_refusal(target: database.Target) -> UsageError:
     """The refusal of a rehearsal on a PostgreSQL database, with the commands that make a copy, upgrade it and
     drop it (the URL and commands carry no password)."""
@@ -244,9 +240,9 @@ def server_refusal(target: database.Target) -> UsageError:
     upgrade = shlex.join(["ccdash-migrate", "-x", f"url={url.render_as_string()}", "up"])
     return UsageError(
         f"ccdash-migrate rehearse copies DuckDB files, and {target.describe()} is a PostgreSQL database",
-        f"Rehearse on a copy of it: CREATE DATABASE {_quote(copy)} TEMPLATE {_quote(name)} (while nothing is "
+        f"Rehearse on a copy of it: CREATE DATABASE {quote(copy)} TEMPLATE {quote(name)} (while nothing is "
         f"connected to {name}; else create it empty and fill it: {fill}), then {upgrade}, then DROP DATABASE "
-        f"{_quote(copy)}",
+        f"{quote(copy)}",
     )
 
 

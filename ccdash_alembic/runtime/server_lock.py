@@ -35,6 +35,7 @@ _TAKEN = "ccdash_alembic.server_lock"  # connection.info key: the session lock t
 # A dead client is noticed by a backend busy in a statement only when it next talks to it, which for a
 # revision's long statement may be minutes; PostgreSQL 14+ checks the socket this often (ms) while it runs.
 CLIENT_CHECK_MS = 1000
+LONGEST_WAIT_MS = 2**31 - 1  # the longest lock_timeout or statement_timeout PostgreSQL takes (24.8 days)
 
 
 def _program() -> str:
@@ -140,8 +141,8 @@ def _attempt(connection: Connection, lock_key: int, callers: bool, wait: float) 
     try:
         with connection.begin_nested():
             previous = connection.execute(sa.text("SELECT current_setting('lock_timeout')")).scalar_one()
-            # 0 would be no limit at all; PostgreSQL takes at most an int of milliseconds (24.8 days)
-            _set_lock_timeout(connection, f"{min(max(1, int(wait * 1000)), 2**31 - 1)}ms")
+            # 0 would be no limit at all, and a longer wait than PostgreSQL takes is as good as none
+            _set_lock_timeout(connection, f"{min(max(1, int(wait * 1000)), LONGEST_WAIT_MS)}ms")
             connection.execute(sa.text(f"SELECT pg_advisory_{scope}lock(:k)"), {"k": lock_key})
             _set_lock_timeout(connection, previous)  # a caller's transaction goes on with its own setting
     except sa.exc.DBAPIError as exc:

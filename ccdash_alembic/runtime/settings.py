@@ -20,6 +20,7 @@ from alembic.config import Config
 
 from ccdash_alembic.errors import UsageError, first_line
 from ccdash_alembic.runtime import application as applications
+from ccdash_alembic.runtime import server_lock
 from ccdash_alembic.runtime.application import Application, Option
 
 SECTION = "ccdash_alembic"
@@ -69,8 +70,7 @@ def _seconds(value: str) -> float:
     return number
 
 
-# The longest wait PostgreSQL takes for lock_timeout and statement_timeout (an int of milliseconds).
-SERVER_LIMIT_SECONDS = 2_147_483
+SERVER_LIMIT_SECONDS = server_lock.LONGEST_WAIT_MS // 1000
 
 
 def _server_seconds(value: str) -> float:
